@@ -1,0 +1,92 @@
+"""The reference against jax.nn.dot_product_attention, an implementation that is not part of this project."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from attention_research import attention
+
+
+def jax_nn(q, k, v, mask=None, bias=None, is_causal=False, scale=None):
+  G = q.shape[-2] // k.shape[-2]
+  return jax.nn.dot_product_attention(q, jnp.repeat(k, G, -2), jnp.repeat(v, G, -2), bias=bias, mask=mask,
+                                      is_causal=is_causal, scale=scale)
+
+
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(1, 9), S=st.integers(1, 9), K=st.sampled_from([1, 2]), G=st.sampled_from([1, 2]),
+       causal=st.booleans(), use_mask=st.booleans(), use_bias=st.booleans(), seed=st.integers(0, 1000))
+def test_reference_equals_jax_nn(T, S, K, G, causal, use_mask, use_bias, seed):
+  if causal:
+    S = max(S, T)  # jax.nn's causal mask is top-left aligned; ours aligns queries to the last keys, as in decoding
+    T = S
+  ks = jax.random.split(jax.random.PRNGKey(seed), 5)
+  N, H = K * G, 4
+  q, k, v = (jax.random.normal(ks[i], (2, L, h, H)) for i, (L, h) in enumerate([(T, N), (S, K), (S, K)]))
+  mask = jax.random.bernoulli(ks[3], 0.7, (2, 1, T, S)).at[..., 0].set(True) if use_mask else None
+  bias = jax.random.normal(ks[4], (1, N, T, S)) if use_bias else None
+  ours = attention.dot_product(q, k, v, mask=mask, bias=bias, is_causal=causal, implementation='reference')
+  np.testing.assert_allclose(ours, jax_nn(q, k, v, mask, bias, causal), atol=1e-5, rtol=1e-5)
+  g_ours = jax.grad(lambda q, k, v: jnp.sum(jnp.sin(attention.dot_product(
+      q, k, v, mask=mask, bias=bias, is_causal=causal, implementation='reference'))), (0, 1, 2))(q, k, v)
+  g_ref = jax.grad(lambda q, k, v: jnp.sum(jnp.sin(jax_nn(q, k, v, mask, bias, causal))), (0, 1, 2))(q, k, v)
+  for a, b in zip(g_ours, g_ref):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_weights_sum_to_one_over_keys_and_respect_the_mask(qkv):
+  q, k, v = qkv(T=5, S=7)
+  mask = jnp.arange(7)[None, None, None, :] < jnp.array([3, 7])[:, None, None, None]
+  _, w = attention.dot_product(q, k, v, mask=mask, return_weights=True)
+  np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-6)
+  assert float(jnp.abs(w[0, ..., 3:]).max()) == 0.0
+
+
+def test_causal_aligns_queries_with_the_last_keys(qkv):
+  q, k, v = qkv(T=2, S=5)
+  _, w = attention.dot_product(q, k, v, is_causal=True, return_weights=True)
+  assert float(w[..., 0, 4].max()) == 0.0 and float(w[..., 1, 4].min()) > 0.0
+
+
+def test_scale_and_value_head_size(qkv):
+  q, k, v = qkv(V=3)
+  out = attention.dot_product(q, k, v, scale=0.5)
+  assert out.shape == (2, 6, 4, 3)
+  np.testing.assert_allclose(out, attention.dot_product(q * 0.5, k, v, scale=1.0), atol=1e-6)
+
+
+def test_softmax_runs_in_float32_for_half_precision(qkv):
+  q, k, v = qkv()
+  for dtype in (jnp.bfloat16, jnp.float16):
+    out, w = attention.dot_product(q.astype(dtype), k.astype(dtype), v.astype(dtype), return_weights=True)
+    assert out.dtype == dtype and w.dtype == jnp.float32
+
+
+def test_auto_takes_the_reference_when_weights_are_asked(qkv):
+  q, k, v = qkv()
+  out, w = attention.dot_product(q, k, v, return_weights=True, implementation='auto')
+  np.testing.assert_allclose(out, attention.dot_product(q, k, v, implementation='reference'), atol=1e-6)
+
+
+@pytest.mark.parametrize('bad, match', [
+    (dict(normalizer='softermax'), 'unknown normalizer'),
+    (dict(implementation='cuda'), 'unknown implementation'),
+    (dict(mask=jnp.ones((2, 1, 6, 6), jnp.float32)), 'boolean'),
+    (dict(bias=jnp.ones((3, 1, 6, 6))), 'broadcast'),
+])
+def test_bad_options_raise(qkv, bad, match):
+  q, k, v = qkv()
+  with pytest.raises(ValueError, match=match):
+    attention.dot_product(q, k, v, **bad)
+
+
+def test_mismatched_head_sizes_and_lengths_raise(qkv):
+  q, k, v = qkv()
+  with pytest.raises(ValueError, match='head size'):
+    attention.dot_product(q[..., :4], k, v)
+  with pytest.raises(ValueError, match='same length'):
+    attention.dot_product(q, k, v[:, :5])
+  with pytest.raises(ValueError, match='batch'):
+    attention.dot_product(q[:1], k, v)
