@@ -1,0 +1,93 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from attention_research import attention, layers
+
+B, T, D = 2, 6, 32
+
+
+def x_input(seed=0, length=T):
+  return jax.random.normal(jax.random.PRNGKey(seed), (B, length, D))
+
+
+def layer_for(variant, **kw):
+  opts = {'local': {'window': (2, 0)}, 'block_sparse': {'block_size': 2}}.get(variant, {})
+  return layers.MultiHeadAttention(4, D, variant=variant, variant_options=opts, max_length=16, rngs=nnx.Rngs(0),
+                                   **kw)
+
+
+@pytest.mark.parametrize('variant', sorted(attention.VARIANTS))
+def test_every_variant_runs_with_gradients(variant):
+  layer = layer_for(variant, num_kv_heads=2)
+  def loss(model, x):
+    return jnp.mean(model(x) ** 2)
+  value, grads = nnx.value_and_grad(loss)(layer, x_input())
+  assert np.isfinite(float(value))
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize('variant', [n for n, v in sorted(attention.VARIANTS.items()) if v.causal])
+def test_cached_decoding_equals_full_causal_pass(variant):
+  layer = layer_for(variant, num_kv_heads=2, use_rope=True)
+  x = x_input()
+  full = layer(x, is_causal=True)
+  layer.init_cache(B, T)
+  steps = [layer(x[:, t:t + 1], decode=True) for t in range(T)]
+  np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=2e-4, rtol=2e-4)
+
+
+def test_cross_attention_and_weights_are_returned_and_sown():
+  layer = layers.MultiHeadAttention(4, D, kv_features=12, rngs=nnx.Rngs(0))
+  memory = jax.random.normal(jax.random.PRNGKey(1), (B, 9, 12))
+  out, w = layer(x_input(), memory, return_weights=True)
+  assert out.shape == (B, T, D) and w.shape == (B, 4, T, 9)
+  sown = nnx.pop(layer, nnx.Intermediate)
+  assert jax.tree.leaves(sown)[0].shape == (B, 4, T, 9)
+
+
+def test_grouped_query_layer_equals_multi_head_layer_with_tied_kv_heads():
+  gqa = layers.MultiHeadAttention(4, D, num_kv_heads=2, rngs=nnx.Rngs(0))
+  mha = layers.MultiHeadAttention(4, D, num_kv_heads=4, rngs=nnx.Rngs(0))
+  H = D // 4
+  for name in ('key', 'value'):
+    w = getattr(gqa, name).kernel[...].reshape(D, 2, H)
+    getattr(mha, name).kernel[...] = jnp.repeat(w, 2, axis=1).reshape(D, 4 * H)
+  mha.query.kernel[...] = gqa.query.kernel[...]
+  mha.out.kernel[...] = gqa.out.kernel[...]
+  np.testing.assert_allclose(gqa(x_input()), mha(x_input()), atol=1e-5)
+
+
+def test_dropout_is_active_only_when_not_deterministic():
+  layer = layers.MultiHeadAttention(4, D, dropout_rate=0.5, rngs=nnx.Rngs(0, dropout=1))
+  x = x_input()
+  np.testing.assert_allclose(layer(x, deterministic=True), layer(x, deterministic=True))
+  assert not np.allclose(layer(x, deterministic=False), layer(x, deterministic=True))
+
+
+def test_performer_features_are_state_not_parameters_and_can_be_redrawn():
+  layer = layer_for('performer')
+  assert not any('features' in str(p) for p in jax.tree_util.tree_flatten_with_path(nnx.state(layer, nnx.Param))[0])
+  before = layer.features[...]
+  layer.redraw_features(jax.random.PRNGKey(5))
+  assert not np.allclose(before, layer.features[...])
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(num_heads=5), 'divisible'),
+    (dict(num_kv_heads=3), 'multiple'),
+    (dict(variant='sparse_transformer'), 'known variants'),
+    (dict(variant='linformer'), 'max_length'),
+])
+def test_bad_configuration_raises(kwargs, match):
+  args = dict(num_heads=4, in_features=D)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=match):
+    layers.MultiHeadAttention(args.pop('num_heads'), args.pop('in_features'), rngs=nnx.Rngs(0), **args)
+
+
+def test_decode_without_cache_raises():
+  with pytest.raises(ValueError, match='init_cache'):
+    layers.MultiHeadAttention(4, D, rngs=nnx.Rngs(0))(x_input(), decode=True)
