@@ -152,6 +152,13 @@ class MultiHeadAttention(nnx.Module):
       mask = seen if mask is None else jnp.logical_and(mask, seen)
       is_causal = False
     kw = self._variant_kwargs(k.shape[-3])
+    if decode and self.variant == 'local':
+      # The kernel places the window by the cache's length, not by the step's absolute position, so the
+      # window becomes part of the mask and the kernel's own window is opened to the whole cache.
+      from attention_research.attention.local import check_window  # pylint: disable=g-import-not-at-top
+      left, _ = check_window(kw['window'], L, L)
+      mask = jnp.logical_and(mask, jnp.arange(L)[None, :] >= (index + jnp.arange(T))[:, None] - left)
+      kw['window'] = (L, L)
     if bias is not None:
       kw['bias'] = bias
     result = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=return_weights, **kw)

@@ -1,0 +1,355 @@
+"""Exact softmax attention in query/key blocks with an online softmax: the kernel behind `flash` and `local`.
+
+Memory is O(T + S) per head in the forward and the backward pass: the forward keeps only the output and the
+log-sum-exp of every query row; the backward (a custom VJP) recomputes each score block from them
+(Dao 2023, FlashAttention-2, adapted to XLA on the CPU).
+
+Which key blocks a query block visits is decided when tracing, from the static lengths and the band of
+visible keys: key s is visible to query t when  t + off - left <= s <= t + off + right  (off = S - T, the
+causal convention of the package; causal is right = 0, left = infinity; `local` is a finite window).
+Every query block therefore visits one contiguous run of key blocks, split into an inner run that is
+entirely visible (no positional mask is formed) and partial blocks at its ends. Blocks outside the band are
+never computed, so causal attention does about half the work and a window of width w costs O(T w).
+
+Layouts inside the kernel (letters of _checks plus nq/nk = number of query/key blocks, bq/bk = their sizes):
+  q  [nq, B, K, G, bq, H]    k [nk, B, K, bk, H]    v [nk, B, K, bk, V]    out [nq, B, K, G, bq, V]
+  lse [nq, B, K, G, bq]      mask/bias [B|1, K|1, G|1, Tp|1, Sp|1] (padded, dims of size 1 kept)
+The G query heads that share a key/value head are stacked as extra rows of one matrix product, so
+grouped-query attention never repeats k or v.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from attention_research.attention import _checks
+
+MASK_VALUE = _checks.MASK_VALUE
+# Log-sum-exp given to rows that see no key: exp(s - DEAD_LSE) is 0 for every finite score s.
+DEAD_LSE = -MASK_VALUE
+UNBOUNDED = 1 << 30
+
+# Block sizes measured on a 2-core CPU (see experiments/benchmark.py): score blocks of this size keep the
+# inner matrix products efficient and the [heads, bq, bk] temporaries inside the last-level cache.
+DEFAULT_BLOCK_Q = 512
+DEFAULT_BLOCK_K = 512
+# Upper bound on the elements of one score block across all heads; larger batches get smaller blocks.
+MAX_BLOCK_ELEMENTS = 8 * 512 * 512
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """Static description of one call: lengths, block sizes, the visible band and the block schedule."""
+  T: int
+  S: int
+  bq: int
+  bk: int
+  nq: int
+  nk: int
+  left: int
+  right: int
+  scale: float
+  scale_q: bool  # scale folded into q before the kernel (exact enough in float32 and float64)
+  # Per query block i: key blocks [lo, a) and [b, hi) are partial, [a, b) fully visible.
+  rows: tuple[tuple[int, int, int, int], ...]
+  # Per key block j: query blocks [lo, a) and [b, hi) partial, [a, b) fully visible.
+  cols: tuple[tuple[int, int, int, int], ...]
+
+  @property
+  def off(self) -> int:
+    return self.S - self.T
+
+
+def _block_table(T, S, bq, bk, nq, nk, left, right):
+  """[nq, nk] int: 0 block not visited, 1 partially visible, 2 fully visible."""
+  off = S - T
+  t0 = np.arange(nq)[:, None] * bq
+  t1 = np.minimum(t0 + bq, T) - 1  # padded query rows are discarded, so they do not widen the band
+  s0 = np.arange(nk)[None, :] * bk
+  s1 = np.minimum(s0 + bk, S) - 1
+  any_visible = (s1 >= t0 + off - left) & (s0 <= t1 + off + right)
+  full = (s0 >= t1 + off - left) & (s0 + bk - 1 <= t0 + off + right) & (s0 + bk <= S)
+  return np.where(full, 2, np.where(any_visible, 1, 0))
+
+
+def _runs(line):
+  """(lo, a, b, hi) of one row/column of the block table; visited blocks form one interval."""
+  visited = np.flatnonzero(line)
+  if visited.size == 0:
+    return (0, 0, 0, 0)
+  lo, hi = int(visited[0]), int(visited[-1]) + 1
+  full = np.flatnonzero(line == 2)
+  if full.size == 0:
+    return (lo, hi, hi, hi)
+  a, b = int(full[0]), int(full[-1]) + 1
+  assert np.all(line[lo:hi] > 0) and np.all(line[a:b] == 2), line  # a band: runs are contiguous
+  return (lo, a, b, hi)
+
+
+def _pick_block(length, requested, default, max_block):
+  if requested is not None:
+    if requested < 1:
+      raise ValueError(f'block sizes must be >= 1; got {requested}.')
+    return min(int(requested), length)
+  n = -(-length // min(default, max_block))
+  block = -(-length // n)
+  return block if n == 1 else -(-block // 8) * 8  # spread the padding thinly, keep rows aligned
+
+
+def make_plan(d: _checks.Dims, *, scale, scale_q, left=UNBOUNDED, right=UNBOUNDED, block_q=None,
+              block_k=None) -> Plan:
+  rows_per_block = d.B * d.N
+  # Keep one score block across all heads around MAX_BLOCK_ELEMENTS; never below 64 x 64.
+  max_side = max(64, int(math.sqrt(MAX_BLOCK_ELEMENTS / max(rows_per_block, 1))) // 8 * 8)
+  bq = _pick_block(d.T, block_q, DEFAULT_BLOCK_Q, max_side)
+  bk = _pick_block(d.S, block_k, DEFAULT_BLOCK_K, max_side)
+  nq, nk = -(-d.T // bq), -(-d.S // bk)
+  left, right = min(left, UNBOUNDED), min(right, UNBOUNDED)
+  table = _block_table(d.T, d.S, bq, bk, nq, nk, left, right)
+  rows = tuple(_runs(table[i]) for i in range(nq))
+  cols = tuple(_runs(table[:, j]) for j in range(nk))
+  return Plan(d.T, d.S, bq, bk, nq, nk, left, right, float(scale), scale_q, rows, cols)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layout changes (outside the custom VJP, so autodiff transposes them).
+
+
+def _pad_axis(x, axis, size):
+  if x.shape[axis] in (1, size):
+    return x
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (0, size - x.shape[axis])
+  return jnp.pad(x, pad)
+
+
+def to_blocks_q(q, d: _checks.Dims, p: Plan):
+  """[..., T, N, H] -> [nq, B, K, G, bq, H]."""
+  q = _pad_axis(_checks.flatten_batch(q, d), 1, p.nq * p.bq)
+  q = q.reshape(d.B, p.nq, p.bq, d.K, d.G, q.shape[-1])
+  return q.transpose(1, 0, 3, 4, 2, 5)
+
+
+def from_blocks_q(o, d: _checks.Dims, p: Plan):
+  """[nq, B, K, G, bq, V] -> [..., T, N, V]."""
+  o = o.transpose(1, 0, 4, 2, 3, 5).reshape(d.B, p.nq * p.bq, d.N, o.shape[-1])
+  return _checks.unflatten_batch(o[:, :d.T], d)
+
+
+def to_blocks_kv(x, d: _checks.Dims, p: Plan):
+  """[..., S, K, H] -> [nk, B, K, bk, H]."""
+  x = _pad_axis(_checks.flatten_batch(x, d), 1, p.nk * p.bk)
+  return x.reshape(d.B, p.nk, p.bk, d.K, x.shape[-1]).transpose(1, 0, 3, 2, 4)
+
+
+def to_blocks_mask(x, d: _checks.Dims, p: Plan):
+  """Mask/bias broadcastable to [..., N, T, S] -> [B|1, K|1, G|1, Tp|1, Sp|1] without materialising 1-dims."""
+  if x is None:
+    return None
+  x = _checks.to_bnts(x, d)
+  if x.shape[1] == 1:
+    x = x[:, :, None]
+  else:
+    x = x.reshape(x.shape[0], d.K, d.G, x.shape[2], x.shape[3])
+  x = _pad_axis(x, 3, p.nq * p.bq)
+  return _pad_axis(x, 4, p.nk * p.bk)
+
+
+def _block_of(x, i, j, p: Plan):
+  """The [.., bq|1, bk|1] block (i, j) of a blocked mask or bias (dims of size 1 stay size 1)."""
+  starts = [0, 0, 0, 0 if x.shape[3] == 1 else i * p.bq, 0 if x.shape[4] == 1 else j * p.bk]
+  sizes = list(x.shape[:3]) + [1 if x.shape[3] == 1 else p.bq, 1 if x.shape[4] == 1 else p.bk]
+  return lax.dynamic_slice(x, starts, sizes)
+
+
+def _band(i, j, p: Plan):
+  """Bool [bq, bk]: the positional mask of block (i, j) (window band and key padding)."""
+  t = i * p.bq + lax.broadcasted_iota(jnp.int32, (p.bq, p.bk), 0)
+  s = j * p.bk + lax.broadcasted_iota(jnp.int32, (p.bq, p.bk), 1)
+  rel = s - t - p.off
+  ok = s < p.S
+  if p.left < UNBOUNDED:
+    ok &= rel >= -p.left
+  if p.right < UNBOUNDED:
+    ok &= rel <= p.right
+  return ok
+
+
+def _scores(q_i, k_j, i, j, mask, bias, p: Plan, positional: bool):
+  """Float32 scores of block (i, j): [B, K, G, bq, bk], masked entries at MASK_VALUE."""
+  s = jnp.einsum('bkgqh,bksh->bkgqs', q_i, k_j, preferred_element_type=jnp.float32)
+  if not p.scale_q:
+    s = s * jnp.float32(p.scale)
+  if bias is not None:
+    s = s + _block_of(bias, i, j, p).astype(jnp.float32)
+  keep = None if mask is None else _block_of(mask, i, j, p)
+  if positional:
+    band = _band(i, j, p)
+    keep = band if keep is None else keep & band
+  if keep is not None:
+    s = jnp.where(keep, s, MASK_VALUE)
+  return s
+
+
+def _loop(lo, hi, body, carry):
+  """fori_loop over a run whose bounds are static ints or traced scalars; empty static runs cost nothing."""
+  if isinstance(lo, int) and isinstance(hi, int):
+    if hi <= lo:
+      return carry
+    if hi - lo == 1:
+      return body(lo, carry)
+  return lax.fori_loop(lo, hi, body, carry)
+
+
+def _runs_for(table, index):
+  """(lo, a, b, hi) for block `index`: Python ints for a single block, traced lookups otherwise."""
+  if len(table) == 1:
+    return table[0]
+  arr = jnp.asarray(np.asarray(table, np.int32))
+  return tuple(arr[index, c] for c in range(4))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Forward.
+
+
+def _forward(q, k, v, mask, bias, p: Plan):
+  """Returns out [nq, B, K, G, bq, V] (v's dtype) and lse [nq, B, K, G, bq] (float32)."""
+  B, K, G, bq, _ = q.shape[1:]
+  V = v.shape[-1]
+
+  def q_block(i, q_i):
+    def step(positional, j, carry):
+      m, l, acc = carry
+      s = _scores(q_i, k[j], i, j, mask, bias, p, positional)
+      m_new = jnp.maximum(m, jnp.max(s, axis=-1))
+      e = jnp.exp(s - m_new[..., None])
+      alpha = jnp.exp(m - m_new)
+      l = alpha * l + jnp.sum(e, axis=-1)
+      pv = jnp.einsum('bkgqs,bksv->bkgqv', e.astype(v.dtype), v[j], preferred_element_type=jnp.float32)
+      return m_new, l, alpha[..., None] * acc + pv
+
+    lo, a, b, hi = _runs_for(p.rows, i)
+    carry = (jnp.full((B, K, G, bq), MASK_VALUE, jnp.float32), jnp.zeros((B, K, G, bq), jnp.float32),
+             jnp.zeros((B, K, G, bq, V), jnp.float32))
+    carry = _loop(lo, a, functools.partial(step, True), carry)
+    carry = _loop(a, b, functools.partial(step, False), carry)
+    m, l, acc = _loop(b, hi, functools.partial(step, True), carry)
+    # A row whose keys are all masked keeps m at MASK_VALUE: it returns zeros (and DEAD_LSE for the VJP).
+    alive = m > 0.5 * MASK_VALUE
+    l_safe = jnp.where(alive, l, 1.0)
+    out = jnp.where(alive[..., None], acc / l_safe[..., None], 0.0)
+    lse = jnp.where(alive, m + jnp.log(l_safe), DEAD_LSE)
+    return out.astype(v.dtype), lse
+
+  if p.nq == 1:
+    out, lse = q_block(0, q[0])
+    return out[None], lse[None]
+  return lax.map(lambda args: q_block(*args), (jnp.arange(p.nq), q))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Backward: key blocks in the outer loop (dk, dv accumulate locally), query blocks inside (dq accumulates in
+# a carried [nq, ...] buffer updated in place).
+
+
+def _reduce_to(x, shape):
+  """Sums x [B, K, G, bq, bk] over the axes where `shape` has size 1."""
+  axes = tuple(ax for ax, (have, want) in enumerate(zip(x.shape, shape)) if want == 1 and have != 1)
+  return jnp.sum(x, axis=axes, keepdims=True) if axes else x
+
+
+def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
+  dt = q.dtype
+  delta = jnp.sum(g.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # [nq, B, K, G, bq]
+  g = g.astype(v.dtype)
+  dq0 = jnp.zeros(q.shape, jnp.float32)
+  dbias0 = None if bias is None else jnp.zeros(bias.shape, jnp.float32)
+  bias_block = None if bias is None else tuple(
+      [bias.shape[0], bias.shape[1], bias.shape[2], 1 if bias.shape[3] == 1 else p.bq,
+       1 if bias.shape[4] == 1 else p.bk])
+
+  def k_block(carry, j):
+    dq, dbias = carry
+    k_j, v_j = k[j], v[j]
+
+    def step(positional, i, c):
+      dk, dv, dq, dbias = c
+      q_i, g_i = q[i], g[i]
+      s = _scores(q_i, k_j, i, j, mask, bias, p, positional)
+      pr = jnp.exp(s - lse[i][..., None])
+      dv = dv + jnp.einsum('bkgqs,bkgqv->bksv', pr.astype(v.dtype), g_i, preferred_element_type=jnp.float32)
+      dp = jnp.einsum('bkgqv,bksv->bkgqs', g_i, v_j, preferred_element_type=jnp.float32)
+      ds = pr * (dp - delta[i][..., None])  # d loss / d score (after scale and bias)
+      if dbias is not None:
+        starts = (0, 0, 0, 0 if bias.shape[3] == 1 else i * p.bq, 0 if bias.shape[4] == 1 else j * p.bk)
+        upd = lax.dynamic_slice(dbias, starts, bias_block) + _reduce_to(ds, bias_block)
+        dbias = lax.dynamic_update_slice(dbias, upd, starts)
+      if not p.scale_q:
+        ds = ds * jnp.float32(p.scale)
+      ds = ds.astype(dt)
+      dk = dk + jnp.einsum('bkgqs,bkgqh->bksh', ds, q_i, preferred_element_type=jnp.float32)
+      dq_i = jnp.einsum('bkgqs,bksh->bkgqh', ds, k_j, preferred_element_type=jnp.float32)
+      dq = lax.dynamic_update_index_in_dim(dq, dq[i] + dq_i, i, 0)
+      return dk, dv, dq, dbias
+
+    lo, a, b, hi = _runs_for(p.cols, j)
+    c = (jnp.zeros(k_j.shape, jnp.float32), jnp.zeros(v_j.shape, jnp.float32), dq, dbias)
+    c = _loop(lo, a, functools.partial(step, True), c)
+    c = _loop(a, b, functools.partial(step, False), c)
+    dk, dv, dq, dbias = _loop(b, hi, functools.partial(step, True), c)
+    return (dq, dbias), (dk.astype(k.dtype), dv.astype(v.dtype))
+
+  (dq, dbias), (dk, dv) = lax.scan(k_block, (dq0, dbias0), jnp.arange(p.nk))
+  if dbias is not None:
+    dbias = dbias.astype(bias.dtype)
+  return dq.astype(dt), dk, dv, dbias
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _attention(q, k, v, mask, bias, p: Plan):
+  return _forward(q, k, v, mask, bias, p)[0]
+
+
+def _attention_fwd(q, k, v, mask, bias, p):
+  out, lse = _forward(q, k, v, mask, bias, p)
+  return out, (q, k, v, mask, bias, out, lse)
+
+
+def _attention_bwd(p, res, g):
+  q, k, v, mask, bias, out, lse = res
+  dq, dk, dv, dbias = _backward(q, k, v, mask, bias, out, lse, g, p)
+  return dq, dk, dv, None, dbias
+
+
+_attention.defvjp(_attention_fwd, _attention_bwd)
+
+
+def blocked_attention(q, k, v, d: _checks.Dims, *, mask, bias, scale, is_causal, left=UNBOUNDED,
+                      right=UNBOUNDED, block_q=None, block_k=None):
+  """Validated q [..., T, N, H], k/v [..., S, K, H|V] -> out [..., T, N, V] in v's dtype.
+
+  mask/bias: validated, broadcastable to [..., N, T, S]. left/right: the visible band around the diagonal
+  (see the module docstring); is_causal sets right to 0.
+  """
+  if is_causal:
+    right = min(right, 0)
+  dtype = jnp.result_type(q, k, v)
+  scale = _checks.default_scale(scale, d.H)
+  scale_q = jnp.finfo(dtype).bits >= 32
+  p = make_plan(d, scale=scale, scale_q=scale_q, left=left, right=right, block_q=block_q, block_k=block_k)
+  q = q.astype(dtype)
+  if scale_q:
+    q = q * jnp.asarray(scale, dtype)
+  qb = to_blocks_q(q, d, p)
+  kb = to_blocks_kv(k.astype(dtype), d, p)
+  vb = to_blocks_kv(v.astype(dtype), d, p)
+  out = _attention(qb, kb, vb, to_blocks_mask(mask, d, p), to_blocks_mask(bias, d, p), p)
+  return from_blocks_q(out, d, p).astype(v.dtype)

@@ -1,0 +1,59 @@
+"""Sliding-window (local) attention: each query sees the keys within `window` of its own position.
+
+Query t sits at key position t + S - T (the causal convention of the package) and sees keys
+t + S - T - left ... t + S - T + right. The blocked kernel of `flash` visits only the key blocks that cover
+each query block's window, so the cost is O(T * (left + right + block)) rather than O(T * S).
+"""
+
+from __future__ import annotations
+
+from attention_research.attention import _blocked, _checks, masks
+from attention_research.attention.dot_product import reference
+
+# Blocks a little larger than typical windows: a query block then touches about three key blocks.
+DEFAULT_BLOCK_SIZE = 256
+
+
+def check_window(window, T: int, S: int) -> tuple[int, int]:
+  """An int w means (w, w). Sides must be >= 0 and no larger than the sequence."""
+  if isinstance(window, int):
+    window = (window, window)
+  try:
+    left, right = (int(w) for w in window)
+  except (TypeError, ValueError):
+    raise ValueError(f'window must be an int or a (left, right) pair of ints; got {window!r}.') from None
+  if left < 0 or right < 0:
+    raise ValueError(f'window sizes must be >= 0; got window={window}.')
+  length = max(T, S)
+  if left > length or right > length:
+    raise ValueError(f'window={tuple(window)} is larger than the sequence (query length T={T}, key length S={S}); '
+                     f'use at most ({length}, {length}), which already covers every key.')
+  return left, right
+
+
+def local(q, k, v, *, window, mask=None, bias=None, is_causal=False, scale=None, return_weights=False,
+          block_size=None):
+  """Softmax attention restricted to a sliding window, equal to dot_product with masks.local(T, S, window).
+
+  Args:
+    q: [..., T, N, H], k: [..., S, K, H], v: [..., S, K, V]; N % K == 0.
+    window: (left, right) keys visible before and after the query's position; an int w means (w, w).
+    mask, bias: as in dot_product (broadcastable to [..., N, T, S]), combined with the window.
+    is_causal: forces right = 0.
+    return_weights: also return [..., N, T, S] weights (zeros outside the window; materialises T x S).
+    block_size: query and key block size of the kernel (default 256).
+
+  Returns:
+    out [..., T, N, V], or (out, weights) with return_weights=True.
+  """
+  d = _checks.check_qkv(q, k, v)
+  mask, bias = _checks.check_mask_bias(mask, bias, d)
+  left, right = check_window(window, d.T, d.S)
+  if is_causal:
+    right = 0
+  if return_weights:
+    band = masks.local(d.T, d.S, (left, right))
+    return reference(q, k, v, mask=masks.combine(mask, band), bias=bias, scale=scale, return_weights=True)
+  block = DEFAULT_BLOCK_SIZE if block_size is None else block_size
+  return _blocked.blocked_attention(q, k, v, d, mask=mask, bias=bias, scale=scale, is_causal=False, left=left,
+                                    right=right, block_q=block, block_k=block)

@@ -1,0 +1,112 @@
+"""Properties every registered variant must have, whatever its algorithm."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attention_research import attention
+from tests.attention.variant_cases import variant_kwargs
+
+NAMES = sorted(attention.VARIANTS)
+CAUSAL = [n for n in NAMES if attention.get(n).causal]
+
+
+def call(name, q, k, v, **kw):
+  return attention.get(name).fn(q, k, v, **variant_kwargs(name, H=q.shape[-1], S=k.shape[-3] if k.ndim >= 3 else k.shape[0]), **kw)
+
+
+def test_unknown_variant_lists_known_ones():
+  with pytest.raises(ValueError, match='known variants.*dot_product'):
+    attention.get('softmax_but_faster')
+
+
+def test_registry_facts_are_consistent():
+  for name, v in attention.VARIANTS.items():
+    assert v.name == name and callable(v.fn) and v.masks in ('full', 'key_padding')
+    assert getattr(attention, name) is v.fn
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_jit_equals_eager(name, qkv):
+  q, k, v = qkv()
+  eager = call(name, q, k, v)
+  jitted = jax.jit(lambda q, k, v: call(name, q, k, v))(q, k, v)
+  assert eager.shape == q.shape[:-1] + (v.shape[-1],)
+  np.testing.assert_allclose(eager, jitted, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_vmap_over_leading_axis_equals_batched_call(name, qkv):
+  q, k, v = qkv()
+  batched = call(name, q, k, v)
+  mapped = jax.vmap(lambda q, k, v: call(name, q[None], k[None], v[None])[0])(q, k, v)
+  np.testing.assert_allclose(batched, mapped, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_extra_leading_dims(name, qkv):
+  q, k, v = qkv(B=4)
+  flat = call(name, q, k, v)
+  nested = call(name, *(x.reshape((2, 2) + x.shape[1:]) for x in (q, k, v)))
+  np.testing.assert_allclose(flat, nested.reshape(flat.shape), atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_fully_masked_rows_give_zeros_and_finite_gradients(name, qkv):
+  q, k, v = qkv()
+  mask = jnp.ones((2, 1, 1, 6), bool).at[1].set(False)  # every key of the second example masked
+  out = call(name, q, k, v, mask=mask)
+  assert bool(jnp.all(jnp.isfinite(out)))
+  np.testing.assert_allclose(out[1], 0.0, atol=1e-6)
+  grads = jax.grad(lambda q, k, v: jnp.sum(call(name, q, k, v, mask=mask) ** 2), argnums=(0, 1, 2))(q, k, v)
+  for g in grads:
+    assert bool(jnp.all(jnp.isfinite(g)))
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_grouped_query_equals_multi_head_with_repeated_kv(name, qkv):
+  q, k, v = qkv(N=4, K=2)
+  grouped = call(name, q, k, v)
+  repeated = call(name, q, jnp.repeat(k, 2, axis=-2), jnp.repeat(v, 2, axis=-2))
+  np.testing.assert_allclose(grouped, repeated, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize('name', CAUSAL)
+def test_causal_outputs_have_zero_gradient_from_future_keys(name, qkv):
+  q, k, v = qkv(T=8, S=8)
+  t = 3
+  def out_t(k, v):
+    return jnp.sum(call(name, q, k, v, is_causal=True)[:, t] ** 2)
+  gk, gv = jax.grad(out_t, argnums=(0, 1))(k, v)
+  assert float(jnp.abs(gk[:, t + 1:]).max()) == 0.0
+  assert float(jnp.abs(gv[:, t + 1:]).max()) == 0.0
+  assert float(jnp.abs(gv[:, : t + 1]).max()) > 0.0
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_returned_weights_reproduce_the_output(name, qkv):
+  q, k, v = qkv(N=4, K=4)
+  out, w = call(name, q, k, v, return_weights=True)
+  assert w.shape == (2, 4, 6, 6)
+  np.testing.assert_allclose(out, jnp.einsum('bnts,bsnv->btnv', w, v), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_bfloat16_inputs_keep_their_dtype_and_stay_finite(name, qkv):
+  q, k, v = qkv(dtype=jnp.bfloat16)
+  out = call(name, q, k, v)
+  assert out.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(out.astype(jnp.float32))))
+  ref = call(name, *(x.astype(jnp.float32) for x in (q, k, v)))
+  np.testing.assert_allclose(out.astype(jnp.float32), ref, atol=0.1, rtol=0.1)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_bad_shapes_raise_value_error(name, qkv):
+  q, k, v = qkv(N=4, K=2)
+  with pytest.raises(ValueError, match='multiple'):
+    call(name, q[..., :3, :], k, v)  # N=3 heads, K=2
+  with pytest.raises(ValueError, match='rank'):
+    call(name, q[0, 0], k[0, 0], v[0, 0])
+  with pytest.raises(ValueError, match='broadcast'):
+    call(name, q, k, v, mask=jnp.ones((2, 1, 1, 5), bool))
