@@ -1,0 +1,355 @@
+"""Image captioning with attention over image regions: Show, Attend and Tell (Xu et al. 2015) and a
+Transformer-decoder option.
+
+Encoder: a small conv net ('conv': two stride-2 3x3 convolutions, then average pooling to the region grid)
+or a patch embedding ('patch': one patch per region), plus a learned embedding of each region's position.
+Either gives R = grid * grid region features a [B, R, F].
+
+'lstm' decoder (soft attention, Xu et al. 2015, section 3.1.2 and 4.2.1), one step:
+  alpha_t = softmax_r(v . tanh(W_h h_{t-1} + W_a a_r))      attention from the previous state
+  z_t = beta_t * sum_r alpha_tr a_r,  beta_t = sigmoid(f_beta(h_{t-1}))   (gating; beta = 1 without it)
+  (h_t, c_t) = LSTM((h_{t-1}, c_{t-1}), [E y_{t-1}; z_t])
+  logits = L_o(E y_{t-1} + L_h h_t + L_z z_t)                deep output
+with h_0, c_0 = tanh(f_init(mean_r a_r)).
+
+'transformer' decoder: pre-LN TransformerBlocks with causal self-attention and cross-attention over the
+regions, each with any registered attention variant (self-attention needs one that supports causal
+masking); the returned alphas are the last layer's cross-attention weights averaged over heads.
+
+Doubly stochastic regularisation: lambda * sum_r (1 - sum_t alpha_tr)^2 over the real caption steps
+encourages the model to look at every region over the course of a caption.
+
+Dimension letters: B batch, T caption length, L generated length, R regions, F region features,
+E embedding, H hidden, D transformer width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from attention_research import attention as attention_lib
+from attention_research.layers import AdditiveAttention, LearnedPositionEmbedding, TransformerBlock
+from attention_research.models import decoding
+
+ENCODERS = ('conv', 'patch')
+DECODERS = ('lstm', 'transformer')
+
+
+def _check_positive(name, value):
+  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    raise ValueError(f'{name} must be a positive int; got {value!r}.')
+
+
+def _as_options(name, value) -> tuple[tuple[str, Any], ...]:
+  """Variant options as sorted (key, value) pairs: hashable, so the config can be static under jit."""
+  if value is None:
+    return ()
+  items = value.items() if isinstance(value, Mapping) else value
+  try:
+    items = [(str(k), tuple(v) if isinstance(v, list) else v) for k, v in items]
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'{name} must be a mapping of variant options; got {value!r}.') from e
+  return tuple(sorted(items))
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionerConfig:
+  """Sizes and choices of `Captioner`. Token 0 must be padding: the shared decoders never emit it."""
+  vocab_size: int
+  encoder: str = 'conv'  # 'conv' | 'patch'
+  image_size: int = 64  # square images [B, image_size, image_size, channels]
+  channels: int = 1
+  grid: int = 4  # regions per side: R = grid * grid
+  feature_size: int = 64  # F
+  embed_size: int = 64  # E (LSTM decoder)
+  hidden_size: int = 128  # LSTM state H, or the transformer width D
+  attention_size: int | None = None  # the LSTM decoder's additive attention size; default hidden_size
+  decoder: str = 'lstm'  # 'lstm' | 'transformer'
+  num_layers: int = 2  # transformer decoder
+  num_heads: int = 4
+  mlp_dim: int | None = None  # default 4 * hidden_size
+  attention: str = 'dot_product'  # the transformer decoder's cross-attention variant
+  attention_options: Any = ()  # its variant options (mapping or (key, value) pairs)
+  self_attention: str = 'dot_product'  # the transformer decoder's causal self-attention variant
+  self_attention_options: Any = ()
+  doubly_stochastic: float = 1.0  # lambda of the doubly stochastic attention regulariser
+  gating: bool = True  # Xu et al.'s gating scalar beta on the context (LSTM decoder)
+  dropout: float = 0.0
+  max_length: int = 20  # longest caption (the transformer's position table)
+  pad_id: int = 0
+  bos_id: int = 1
+  eos_id: int = 2
+
+  def __post_init__(self):
+    for name in ('vocab_size', 'image_size', 'channels', 'grid', 'feature_size', 'embed_size', 'hidden_size',
+                 'num_layers', 'num_heads', 'max_length'):
+      _check_positive(name, getattr(self, name))
+    for name in ('attention_size', 'mlp_dim'):
+      if getattr(self, name) is not None:
+        _check_positive(name, getattr(self, name))
+    if self.encoder not in ENCODERS:
+      raise ValueError(f'unknown encoder {self.encoder!r}; known: {ENCODERS}.')
+    if self.decoder not in DECODERS:
+      raise ValueError(f'unknown decoder {self.decoder!r}; known: {DECODERS}.')
+    if self.encoder == 'conv' and (self.image_size % 4 or (self.image_size // 4) % self.grid):
+      raise ValueError(f"encoder 'conv' downsamples by 4 and then pools to the grid: image_size="
+                       f'{self.image_size} must be a multiple of 4 * grid = 4 * {self.grid}.')
+    if self.encoder == 'patch' and self.image_size % self.grid:
+      raise ValueError(f"encoder 'patch' cuts the image into grid x grid patches: image_size={self.image_size} "
+                       f'must be a multiple of grid={self.grid}.')
+    attention_lib.get(self.attention)  # ValueError naming the unknown variant
+    if not attention_lib.get(self.self_attention).causal:
+      raise ValueError(f'self_attention={self.self_attention!r} does not support causal masking; causal '
+                       f'variants: {sorted(n for n, v in attention_lib.VARIANTS.items() if v.causal)}.')
+    if self.decoder == 'transformer' and self.hidden_size % self.num_heads:
+      raise ValueError(f'hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}.')
+    if isinstance(self.doubly_stochastic, bool) or not isinstance(self.doubly_stochastic, (int, float)) \
+        or self.doubly_stochastic < 0:
+      raise ValueError(f'doubly_stochastic must be a number >= 0; got {self.doubly_stochastic!r}.')
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f'dropout must be in [0, 1); got {self.dropout!r}.')
+    if self.pad_id != 0:
+      raise ValueError(f'pad_id must be 0 (the shared greedy and beam search treat token 0 as padding); '
+                       f'got {self.pad_id!r}.')
+    ids = {'pad_id': self.pad_id, 'bos_id': self.bos_id, 'eos_id': self.eos_id}
+    for name, value in ids.items():
+      if not isinstance(value, int) or not 0 <= value < self.vocab_size:
+        raise ValueError(f'{name}={value!r} must be an int in [0, vocab_size={self.vocab_size}).')
+    if len(set(ids.values())) != 3:
+      raise ValueError(f'pad_id, bos_id and eos_id must differ; got {ids}.')
+    object.__setattr__(self, 'attention_options', _as_options('attention_options', self.attention_options))
+    object.__setattr__(self, 'self_attention_options',
+                       _as_options('self_attention_options', self.self_attention_options))
+
+  @property
+  def num_regions(self) -> int:
+    return self.grid * self.grid
+
+
+class RegionEncoder(nnx.Module):
+  """image [B, H, W, C] -> region features [B, R, F], regions in row-major order over the grid."""
+
+  def __init__(self, cfg: CaptionerConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    F = cfg.feature_size
+    if cfg.encoder == 'conv':
+      self.conv1 = nnx.Conv(cfg.channels, max(F // 2, 1), (3, 3), strides=2, rngs=rngs)
+      self.conv2 = nnx.Conv(max(F // 2, 1), F, (3, 3), strides=2, rngs=rngs)
+      self.patch = None
+    else:
+      p = cfg.image_size // cfg.grid
+      self.patch = nnx.Conv(cfg.channels, F, (p, p), strides=p, padding='VALID', rngs=rngs)
+      self.conv1 = self.conv2 = None
+    self.position = nnx.Param(jax.random.normal(rngs.params(), (cfg.num_regions, F)) * 0.02)
+
+  def __call__(self, image):
+    cfg = self.cfg
+    image = jnp.asarray(image, jnp.float32)
+    if image.ndim == 3 and cfg.channels == 1:
+      image = image[..., None]
+    want = (cfg.image_size, cfg.image_size, cfg.channels)
+    if image.ndim != 4 or image.shape[1:] != want:
+      raise ValueError(f'image must be [B, {", ".join(map(str, want))}]; got {image.shape}.')
+    if self.patch is not None:
+      x = self.patch(image)
+    else:
+      x = jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(image))))
+      B, Hs, Ws, F = x.shape
+      g = cfg.grid
+      x = x.reshape(B, g, Hs // g, g, Ws // g, F).mean(axis=(2, 4))
+    x = x.reshape(x.shape[0], -1, x.shape[-1])
+    return x + self.position[...]
+
+
+class Captioner(nnx.Module):
+  """Region encoder and an attentional LSTM or Transformer caption decoder (see the module docstring)."""
+
+  Config = CaptionerConfig
+
+  def __init__(self, cfg: CaptionerConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    F, E, H, V = cfg.feature_size, cfg.embed_size, cfg.hidden_size, cfg.vocab_size
+    self.encoder = RegionEncoder(cfg, rngs=rngs)
+    self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
+    if cfg.decoder == 'lstm':
+      self.embed = nnx.Embed(V, E, rngs=rngs)
+      self.init_h = nnx.Linear(F, H, rngs=rngs)
+      self.init_c = nnx.Linear(F, H, rngs=rngs)
+      self.attend = AdditiveAttention(H, F, cfg.attention_size or H, rngs=rngs)
+      self.f_beta = nnx.Linear(H, 1, rngs=rngs) if cfg.gating else None
+      self.cell = nnx.OptimizedLSTMCell(E + F, H, rngs=rngs)
+      self.out_h = nnx.Linear(H, E, rngs=rngs)  # L_h
+      self.out_z = nnx.Linear(F, E, use_bias=False, rngs=rngs)  # L_z
+      self.output = nnx.Linear(E, V, rngs=rngs)  # L_o
+    else:
+      self.embed = nnx.Embed(V, H, rngs=rngs)
+      self.position = LearnedPositionEmbedding(cfg.max_length, H, rngs=rngs)
+      self_att = dict(variant=cfg.self_attention, variant_options=dict(cfg.self_attention_options),
+                      max_length=cfg.max_length)
+      cross_att = dict(variant=cfg.attention, variant_options=dict(cfg.attention_options),
+                       max_length=cfg.num_regions)
+      self.blocks = nnx.List([
+          TransformerBlock(H, cfg.num_heads, cfg.mlp_dim or 4 * H, attention=self_att, cross_attention=cross_att,
+                           memory_features=F, dropout_rate=cfg.dropout, rngs=rngs)
+          for _ in range(cfg.num_layers)])
+      self.final_norm = nnx.LayerNorm(H, rngs=rngs)
+      self.output = nnx.Linear(H, V, rngs=rngs)
+
+  # --- LSTM decoder
+  def _lstm_init(self, regions_BRF):
+    mean = regions_BRF.mean(axis=1)
+    return {'h': jnp.tanh(self.init_h(mean)), 'c': jnp.tanh(self.init_c(mean))}
+
+  def _lstm_step(self, state, y_emb_BE, regions_BRF):
+    """One step: returns (new state, h_t [B, H], z_t [B, F], alpha_t [B, R])."""
+    h, c = state['h'], state['c']
+    z, alpha = self.attend(h, regions_BRF)
+    if self.f_beta is not None:
+      z = jax.nn.sigmoid(self.f_beta(h)) * z
+    (c, h), _ = self.cell((c, h), jnp.concatenate([y_emb_BE, z], -1))
+    return {'h': h, 'c': c}, h, z, alpha
+
+  def _lstm_logits(self, y_emb, h, z, *, deterministic=True):
+    return self.output(y_emb + self.out_h(self.dropout(h, deterministic=deterministic)) + self.out_z(z))
+
+  def _lstm_decode(self, regions_BRF, caption_in_BT, *, deterministic):
+    y_emb_BTE = self.dropout(self.embed(caption_in_BT), deterministic=deterministic)
+
+    def body(state, y_emb_BE):
+      state, h, z, alpha = self._lstm_step(state, y_emb_BE, regions_BRF)
+      return state, (h, z, alpha)
+
+    _, (h_TBH, z_TBF, alpha_TBR) = jax.lax.scan(body, self._lstm_init(regions_BRF),
+                                                jnp.swapaxes(y_emb_BTE, 0, 1))
+    h_BTH, z_BTF, alpha_BTR = (jnp.swapaxes(x, 0, 1) for x in (h_TBH, z_TBF, alpha_TBR))
+    return self._lstm_logits(y_emb_BTE, h_BTH, z_BTF, deterministic=deterministic), alpha_BTR
+
+  # --- Transformer decoder
+  def _transformer_decode(self, regions_BRF, caption_in_BT, *, deterministic, return_alphas=True):
+    T = caption_in_BT.shape[1]
+    if T > self.cfg.max_length:
+      raise ValueError(f'caption length {T} exceeds max_length={self.cfg.max_length}.')
+    x = self.embed(caption_in_BT) * jnp.sqrt(jnp.float32(self.cfg.hidden_size)) + self.position(jnp.arange(T))
+    x = self.dropout(x, deterministic=deterministic)
+    cross = None
+    for block in self.blocks:
+      # Captions are right-padded, so the causal mask alone keeps padding out of every real position.
+      x = block(x, is_causal=True, memory=regions_BRF, deterministic=deterministic, return_weights=return_alphas)
+      if return_alphas:
+        x, weights = x
+        cross = weights['cross']
+    logits = self.output(self.final_norm(x))
+    if not return_alphas:
+      return logits, None
+    nnx.pop(self, nnx.Intermediate)  # drop the sown weights, which would change the model's state structure
+    return logits, cross.mean(axis=1).astype(jnp.float32)  # [B, N, T, R] -> [B, T, R]
+
+  # --- public API
+  def encode(self, image, *, deterministic=True):
+    """image [B, H, W, C] -> region features [B, R, F]."""
+    return self.dropout(self.encoder(image), deterministic=deterministic)
+
+  def __call__(self, image, caption_in, *, deterministic=True):
+    """image [B, H, W, C], caption_in [B, T] (BOS + caption[:-1]) -> (logits [B, T, V], alphas [B, T, R])."""
+    caption_in = jnp.asarray(caption_in)
+    if caption_in.ndim != 2 or caption_in.shape[0] != jnp.shape(image)[0]:
+      raise ValueError(f'caption_in must be [B, T] with the batch of image {jnp.shape(image)}; '
+                       f'got {caption_in.shape}.')
+    regions = self.encode(image, deterministic=deterministic)
+    if self.cfg.decoder == 'lstm':
+      return self._lstm_decode(regions, caption_in, deterministic=deterministic)
+    return self._transformer_decode(regions, caption_in, deterministic=deterministic)
+
+  def regularizer(self, alphas, caption_mask):
+    """Doubly stochastic attention penalty, lambda * sum_r (1 - sum_t alpha_tr)^2, averaged over the batch.
+
+    alphas [B, T, R]; caption_mask [B, T], nonzero on real (non-pad) caption steps.
+    """
+    alphas = jnp.asarray(alphas, jnp.float32)
+    caption_mask = jnp.asarray(caption_mask)
+    if alphas.ndim != 3 or caption_mask.shape != alphas.shape[:2]:
+      raise ValueError(f'expected alphas [B, T, R] and caption_mask [B, T]; got {alphas.shape} and '
+                       f'{caption_mask.shape}.')
+    totals_BR = jnp.einsum('BTR,BT->BR', alphas, caption_mask.astype(jnp.float32))
+    return self.cfg.doubly_stochastic * jnp.mean(jnp.sum((1.0 - totals_BR) ** 2, axis=-1))
+
+  def generate(self, image, *, max_length: int | None = None, beam_size: int = 1, alpha: float = 0.6):
+    """Greedy (beam_size=1) or beam search with GNMT length penalty alpha.
+
+    Returns (tokens [B, L] with EOS then 0-padding, alphas [B, L, R]: each emitted word's attention over the
+    regions, 0 after EOS). L = max_length, default cfg.max_length.
+    """
+    max_length = self.cfg.max_length if max_length is None else max_length
+    _check_positive('max_length', max_length)
+    _check_positive('beam_size', beam_size)
+    if self.cfg.decoder == 'transformer' and max_length > self.cfg.max_length:
+      raise ValueError(f'max_length={max_length} exceeds the position table of cfg.max_length='
+                       f'{self.cfg.max_length}.')
+    graphdef, params = nnx.split(self)
+    return _generate(graphdef, params, jnp.asarray(image, jnp.float32), max_length=max_length,
+                     beam_size=beam_size, alpha=float(alpha))
+
+  def init_search_state(self, image, *, max_length: int | None = None):
+    """The decoding state for `step_fn` ([B, ...] leaves); the transformer decoder needs max_length."""
+    regions = self.encode(image)
+    if self.cfg.decoder == 'lstm':
+      return dict(self._lstm_init(regions), regions=regions)
+    # No key/value cache: the prefix is re-decoded each step, which works for every causal variant
+    # (linear-time ones accept key-padding masks only, not the cache's [T, L] mask).
+    B = regions.shape[0]
+    max_length = self.cfg.max_length if max_length is None else max_length
+    return {'regions': regions, 'tokens': jnp.zeros((B, max_length), jnp.int32), 'pos': jnp.zeros((B,), jnp.int32)}
+
+  def step_fn(self):
+    """A pure decoding.StepFn over this model's current parameters: (tokens [R], state) -> (log_probs, state)."""
+    return functools.partial(_step, *nnx.split(self))
+
+  def _search(self, image, *, max_length, beam_size, alpha):
+    cfg = self.cfg
+    state = self.init_search_state(image, max_length=max_length)
+    B = image.shape[0]
+    kw = dict(batch_size=B, max_length=max_length, bos_id=cfg.bos_id, eos_id=cfg.eos_id)
+    if beam_size == 1:
+      tokens = decoding.greedy(self.step_fn(), state, **kw)[0]
+    else:
+      tokens = decoding.beam_search(self.step_fn(), decoding.tile_beams(state, beam_size), beam_size=beam_size,
+                                    alpha=alpha, **kw)[0]
+    # Beam search returns no state, so the alignments come from replaying the chosen tokens: the same
+    # numbers the search saw, since decoding is deterministic.
+    return tokens, self.alignments(image, tokens)
+
+  def alignments(self, image, tokens):
+    """Attention over regions [B, L, R] with which the model emits tokens [B, L] (teacher-forced replay)."""
+    tokens = jnp.asarray(tokens)
+    caption_in = jnp.concatenate([jnp.full_like(tokens[:, :1], self.cfg.bos_id), tokens[:, :-1]], axis=1)
+    _, alphas = self(image, caption_in)
+    return jnp.where((tokens != self.cfg.pad_id)[..., None], alphas, 0.0)
+
+
+@functools.partial(jax.jit, static_argnames=('graphdef', 'max_length', 'beam_size', 'alpha'))
+def _generate(graphdef, params, image, **kwargs):
+  return nnx.merge(graphdef, params)._search(image, **kwargs)  # pylint: disable=protected-access
+
+
+def _step(graphdef, params, tokens_R, state):
+  """One decoding step for greedy and beam search: (tokens [R], state) -> (log-probs [R, V], state)."""
+  model = nnx.merge(graphdef, params)
+  regions = state['regions']
+  if model.cfg.decoder == 'lstm':
+    y_emb = model.embed(tokens_R)
+    lstm_state, h, z, _ = model._lstm_step({'h': state['h'], 'c': state['c']}, y_emb, regions)  # pylint: disable=protected-access
+    logits = model._lstm_logits(y_emb, h, z)  # pylint: disable=protected-access
+    return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), dict(lstm_state, regions=regions)
+  rows = jnp.arange(tokens_R.shape[0])
+  prefix = state['tokens'].at[rows, state['pos']].set(tokens_R)
+  # Causal attention: positions after pos see nothing of the prefix's future, so the zeros there are harmless.
+  logits, _ = model._transformer_decode(regions, prefix, deterministic=True, return_alphas=False)  # pylint: disable=protected-access
+  logits = logits[rows, state['pos']]
+  return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), {'regions': regions, 'tokens': prefix,
+                                                                   'pos': state['pos'] + 1}

@@ -1,0 +1,120 @@
+"""CTC decoding helpers: greedy collapse and prefix scores for joint CTC/attention beam search.
+
+Prefix scores follow Watanabe et al. 2017 ("Hybrid CTC/attention architecture for end-to-end speech
+recognition", Algorithm 2) in the vectorised form of ESPnet's CTCPrefixScorer: for a prefix g with forward
+variables r^n_t(g) (paths of g ending in its last label) and r^b_t(g) (ending in blank), the probability that
+the label sequence starts with h = g + c is
+
+    psi(h) = r^n_0(h) + sum_{t >= 1} phi_{t-1} x_t(c),   phi_t = r^b_t(g) + [c != last(g)] r^n_t(g)
+
+(in log space), and psi(g + eos) = log(r^n_{F-1}(g) + r^b_{F-1}(g)) is the probability of exactly g.
+All quantities are log-probabilities; LOG_ZERO is a large finite negative so nothing becomes NaN.
+
+Dimension letters: B batch, F encoder frames, V vocabulary (blank included), R decoding rows, K candidates.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+LOG_ZERO = -1.0e10
+
+
+def greedy_collapse(ids, lengths=None, *, blank_id: int = 0, pad_id: int = 0):
+  """Best-path CTC output: ids [B, F] (per-frame argmax) -> (tokens [B, F], counts [B]).
+
+  Merges repeats, drops blanks and frames at or after `lengths` [B] (default: all frames), and packs the
+  remaining tokens to the left, padded with pad_id.
+  """
+  ids = jnp.asarray(ids, jnp.int32)
+  if ids.ndim != 2:
+    raise ValueError(f'greedy_collapse expects ids [B, F]; got shape {ids.shape}.')
+  B, F = ids.shape
+  valid = jnp.ones((B, F), bool) if lengths is None else jnp.arange(F)[None, :] < jnp.asarray(lengths)[:, None]
+  prev = jnp.concatenate([jnp.full((B, 1), -1, jnp.int32), ids[:, :-1]], axis=1)
+  keep = valid & (ids != blank_id) & (ids != prev)
+  slot = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1, F)  # F: out of bounds, dropped by the scatter
+  rows = jnp.broadcast_to(jnp.arange(B)[:, None], (B, F))
+  tokens = jnp.full((B, F), pad_id, jnp.int32).at[rows, slot].set(ids, mode='drop')
+  return tokens, jnp.sum(keep, axis=1)
+
+
+def greedy(logits, lengths=None, *, blank_id: int = 0, pad_id: int = 0):
+  """CTC greedy (best path) decoding of logits [B, F, V] -> (tokens [B, F], counts [B])."""
+  return greedy_collapse(jnp.argmax(logits, axis=-1), lengths, blank_id=blank_id, pad_id=pad_id)
+
+
+def init_state(log_probs, lengths, *, blank_id: int = 0):
+  """The scorer state for the empty prefix, one row per log_probs row.
+
+  log_probs [R, F, V]: CTC log-posteriors; lengths [R]: valid frames. Returns a dict of [R, ...] leaves
+  (so beam search can gather rows): 'log_probs', 'lengths', 'r' [R, F, 2] (log r^n, log r^b of the current
+  prefix), 'psi' [R] (its prefix score), 'last' [R] (its last label, -1 when empty).
+  """
+  log_probs = jnp.asarray(log_probs, jnp.float32)
+  R, F, _ = log_probs.shape
+  lengths = jnp.asarray(lengths, jnp.int32)
+  valid = jnp.arange(F)[None, :] < lengths[:, None]
+  # Frames past the end emit blank with probability one, so sums over them change nothing.
+  blank = jnp.where(valid, log_probs[..., blank_id], 0.0)
+  r = jnp.stack([jnp.full((R, F), LOG_ZERO), jnp.cumsum(blank, axis=1)], axis=-1)
+  return {'log_probs': log_probs, 'lengths': lengths, 'r': r, 'psi': jnp.zeros((R,)),
+          'last': jnp.full((R,), -1, jnp.int32)}
+
+
+def prefix_scores(state, candidates, *, blank_id: int = 0, eos_id: int | None = None):
+  """Scores of every extension g + c of each row's prefix g, for c in candidates [R, K].
+
+  Returns (psi [R, K], r [R, F, 2, K]): the log prefix scores (for c == eos_id, the log probability that the
+  labels are exactly g) and the forward variables of each extension, for `advance`. Candidates equal to
+  blank_id score LOG_ZERO.
+  """
+  x = state['log_probs']
+  R, F, _ = x.shape
+  candidates = jnp.asarray(candidates, jnp.int32)
+  lengths = state['lengths']
+  valid = jnp.arange(F)[None, :] < lengths[:, None]  # [R, F]
+  xc = jnp.take_along_axis(x, candidates[:, None, :], axis=-1)  # [R, F, K]
+  xc = jnp.where(valid[..., None], xc, LOG_ZERO)
+  xb = jnp.where(valid, x[..., blank_id], 0.0)  # [R, F]
+  rn_g, rb_g = state['r'][..., 0], state['r'][..., 1]
+  same = candidates == state['last'][:, None]  # [R, K]: a repeated label needs a blank in between
+  phi = jnp.logaddexp(rb_g[..., None], jnp.where(same[:, None, :], LOG_ZERO, rn_g[..., None]))  # [R, F, K]
+  empty = state['last'] < 0
+  rn0 = jnp.where(empty[:, None], xc[:, 0], LOG_ZERO)  # [R, K]
+  rb0 = jnp.full_like(rn0, LOG_ZERO)
+
+  def step(carry, inputs):
+    rn, rb, psi = carry
+    xc_t, xb_t, phi_prev = inputs
+    rn_t = jnp.logaddexp(rn, phi_prev) + xc_t
+    rb_t = jnp.logaddexp(rb, rn) + xb_t[:, None]
+    psi = jnp.logaddexp(psi, phi_prev + xc_t)  # xc_t is LOG_ZERO past the end: no contribution
+    return (rn_t, rb_t, psi), (rn_t, rb_t)
+
+  time_major = lambda a: jnp.moveaxis(a, 1, 0)
+  (_, _, psi), (rn, rb) = jax.lax.scan(
+      step, (rn0, rb0, rn0), (time_major(xc)[1:], time_major(xb)[1:], time_major(phi)[:-1]))
+  r = jnp.stack([jnp.concatenate([rn0[None], rn]), jnp.concatenate([rb0[None], rb])], axis=2)  # [F, R, 2, K]
+  r = jnp.moveaxis(r, 0, 1)
+  if eos_id is not None:
+    end = jnp.clip(lengths - 1, 0, F - 1)
+    last_r = jnp.take_along_axis(state['r'], end[:, None, None], axis=1)[:, 0]  # [R, 2]
+    full = jnp.where(lengths > 0, jax.nn.logsumexp(last_r, axis=-1), LOG_ZERO)
+    psi = jnp.where(candidates == eos_id, full[:, None], psi)
+  psi = jnp.where(candidates == blank_id, LOG_ZERO, psi)
+  return jnp.maximum(psi, LOG_ZERO), r
+
+
+def advance(state, candidates, psi, r, tokens, *, where=None):
+  """Moves each row's prefix to g + tokens [R], one of its candidates [R, K] scored as (psi [R, K],
+  r [R, F, 2, K]) by prefix_scores. Rows where `where` [R] is False keep their prefix."""
+  idx = jnp.argmax(candidates == tokens[:, None], axis=1)
+  new = dict(state,
+             r=jnp.take_along_axis(r, idx[:, None, None, None], axis=3)[..., 0],
+             psi=jnp.take_along_axis(psi, idx[:, None], axis=1)[:, 0],
+             last=jnp.asarray(tokens, jnp.int32))
+  if where is None:
+    return new
+  return jax.tree.map(lambda n, o: jnp.where(where.reshape(where.shape + (1,) * (n.ndim - 1)), n, o), new, state)

@@ -1,0 +1,185 @@
+"""Show, Attend and Tell captioner: overfitting, attention over regions, the regulariser, decoding, variants."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from attention_research import attention
+from attention_research.models import decoding
+from attention_research.models.captioner import Captioner, CaptionerConfig
+
+BOS, EOS, V = 1, 2, 16
+# Four captions (EOS then padding): each image must be told apart from the others.
+CAPTION = np.array([[3, 4, 5, 6, 2, 0],
+                    [7, 8, 2, 0, 0, 0],
+                    [9, 10, 11, 12, 13, 2],
+                    [3, 14, 15, 2, 0, 0]], np.int32)
+CAPTION_IN = np.concatenate([np.full((4, 1), BOS, np.int32), CAPTION[:, :-1]], axis=1)
+MASK = CAPTION != 0
+
+LSTM_CFG = dict(vocab_size=V, encoder='conv', image_size=64, channels=1, grid=4, feature_size=16, embed_size=16,
+                hidden_size=32, max_length=8, decoder='lstm')
+TRANSFORMER_CFG = dict(vocab_size=V, encoder='patch', image_size=32, channels=3, grid=4, feature_size=16,
+                       hidden_size=32, num_heads=2, num_layers=1, mlp_dim=32, max_length=8, decoder='transformer')
+# Options a variant needs at these tiny sizes (R = 16 regions, T <= 8 caption steps).
+VARIANT_OPTIONS = {
+    'local': {'window': (2, 1)},
+    'block_sparse': {'block_size': 2, 'num_window_blocks': 3, 'num_global_blocks': 1, 'num_random_blocks': 1},
+}
+
+
+def _images(cfg, seed=0):
+  # Noise constant over each region's cell: pixel-level noise would average out in the region features and
+  # leave the four images indistinguishable.
+  grid = jax.random.uniform(jax.random.key(seed), (4, cfg.grid, cfg.grid, cfg.channels))
+  cell = cfg.image_size // cfg.grid
+  return np.asarray(jnp.repeat(jnp.repeat(grid, cell, axis=1), cell, axis=2))
+
+
+def _loss(model, image, caption_in, caption_out):
+  logits, alphas = model(image, caption_in, deterministic=False)
+  mask = caption_out != 0
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, caption_out)
+  ce = (ce * mask).sum() / mask.sum()
+  return ce + model.regularizer(alphas, mask), ce
+
+
+def _train(cfg, steps, lr=3e-3, seed=0):
+  model = Captioner(cfg, rngs=nnx.Rngs(seed))
+  optimizer = nnx.Optimizer(model, optax.adam(lr), wrt=nnx.Param)
+  image = _images(cfg)
+
+  @nnx.jit
+  def step(model, optimizer):
+    (loss, ce), grads = nnx.value_and_grad(_loss, has_aux=True)(model, image, CAPTION_IN, CAPTION)
+    optimizer.update(model, grads)
+    return loss, ce
+
+  history = [tuple(map(float, step(model, optimizer))) for _ in range(steps)]
+  return model, image, history
+
+
+@pytest.fixture(scope='module')
+def trained_lstm():
+  return _train(CaptionerConfig(**LSTM_CFG, doubly_stochastic=0.01, dropout=0.1), steps=200, lr=1e-2)
+
+
+@pytest.fixture(scope='module')
+def trained_transformer():
+  return _train(CaptionerConfig(**TRANSFORMER_CFG, doubly_stochastic=0.01), steps=150)
+
+
+@pytest.mark.parametrize('which', ['trained_lstm', 'trained_transformer'])
+def test_overfits_tiny_batch(which, request):
+  _, _, history = request.getfixturevalue(which)
+  (loss0, ce0), (loss1, ce1) = history[0], history[-1]
+  print(f'{which}: loss {loss0:.3f} -> {loss1:.4f}, cross-entropy {ce0:.3f} -> {ce1:.4f}')
+  # The regulariser cannot reach 0 here (6 steps cannot give each of 16 regions a total of 1), so the 90%
+  # criterion is on the cross-entropy; the total falls too.
+  assert ce1 <= 0.1 * ce0, (ce0, ce1)
+  assert loss1 < 0.5 * loss0
+
+
+@pytest.mark.parametrize('which', ['trained_lstm', 'trained_transformer'])
+def test_generate_beam_one_equals_greedy(which, request):
+  model, image, _ = request.getfixturevalue(which)
+  L = 7
+  tokens, alphas = model.generate(image, max_length=L)
+  np.testing.assert_array_equal(np.asarray(tokens)[:, :CAPTION.shape[1]], CAPTION)  # it learned the batch
+  state = model.init_search_state(jnp.asarray(image), max_length=L)
+  beam = jax.jit(lambda s: decoding.beam_search(model.step_fn(), s, batch_size=4, beam_size=1, max_length=L,
+                                                bos_id=BOS, eos_id=EOS, alpha=0.0)[0])(state)
+  np.testing.assert_array_equal(np.asarray(beam), np.asarray(tokens))
+  # One attention map over the 16 regions per emitted word, none after EOS.
+  assert alphas.shape == (4, L, 16)
+  np.testing.assert_allclose(np.asarray(alphas).sum(-1), (np.asarray(tokens) != 0).astype(np.float32), atol=1e-5)
+
+
+def test_beam_search_decodes_with_alignments(trained_lstm):
+  model, image, _ = trained_lstm
+  tokens, alphas = model.generate(image, max_length=7, beam_size=3)
+  np.testing.assert_array_equal(np.asarray(tokens)[:, :CAPTION.shape[1]], CAPTION)
+  assert alphas.shape == (4, 7, 16) and np.all(np.asarray(alphas)[np.asarray(tokens) == 0] == 0)
+
+
+def test_lstm_attention_is_a_distribution_over_regions(trained_lstm):
+  model, image, _ = trained_lstm
+  logits, alphas = model(image, CAPTION_IN)
+  assert logits.shape == (4, 6, V) and alphas.shape == (4, 6, 16)
+  assert np.all(np.asarray(alphas) >= 0)
+  np.testing.assert_allclose(np.asarray(alphas).sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize('gating, encoder', [(False, 'patch')])
+def test_lstm_options_run(gating, encoder):
+  cfg = CaptionerConfig(**dict(LSTM_CFG, gating=gating, encoder=encoder))
+  model = Captioner(cfg, rngs=nnx.Rngs(3))
+  logits, alphas = nnx.jit(lambda m, x: m(x, CAPTION_IN))(model, _images(cfg))
+  assert logits.shape == (4, 6, V) and np.all(np.isfinite(np.asarray(logits)))
+  np.testing.assert_allclose(np.asarray(alphas).sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', sorted(attention.VARIANTS))
+def test_transformer_decoder_runs_with_every_variant(name):
+  """Cross-attention over regions (no mask) works with every variant; self-attention with the causal ones."""
+  info = attention.get(name)
+  self_name = name if info.causal else 'dot_product'
+  cfg = CaptionerConfig(**TRANSFORMER_CFG, attention=name, attention_options=VARIANT_OPTIONS.get(name, {}),
+                        self_attention=self_name, self_attention_options=VARIANT_OPTIONS.get(self_name, {}))
+  model = Captioner(cfg, rngs=nnx.Rngs(0))
+  changed = CAPTION_IN.copy()
+  changed[:, -1] = 5  # a different last input token must not change any earlier step (causal decoder)
+
+  @jax.jit
+  def run(graphdef, state, image):
+    m = nnx.merge(graphdef, state)
+    return m(image, CAPTION_IN), m(image, changed)[0]
+
+  (logits, alphas), logits_changed = run(*nnx.split(model), _images(cfg))
+  assert logits.shape == (4, 6, V) and alphas.shape == (4, 6, 16)
+  assert np.all(np.isfinite(np.asarray(logits))) and np.all(np.isfinite(np.asarray(alphas)))
+  np.testing.assert_allclose(np.asarray(logits_changed)[:, :-1], np.asarray(logits)[:, :-1], atol=1e-5)
+  if info.exact:  # approximate variants reconstruct an implied matrix whose rows need not sum to 1
+    np.testing.assert_allclose(np.asarray(alphas).sum(-1), 1.0, atol=1e-5)
+
+
+def test_regularizer_zero_iff_every_region_gets_total_attention_one():
+  model = Captioner(CaptionerConfig(**dict(LSTM_CFG, grid=2)), rngs=nnx.Rngs(0))  # R = 4 regions
+  eye = jnp.eye(4)[None]  # step t looks only at region t: every region's total is 1
+  padded = jnp.concatenate([eye, jnp.full((1, 2, 4), 0.25)], axis=1)  # two padding steps, ignored
+  mask = jnp.array([[1, 1, 1, 1, 0, 0]])
+  assert float(model.regularizer(eye, jnp.ones((1, 4)))) == 0.0
+  assert float(model.regularizer(padded, mask)) == 0.0
+  uniform = jnp.full((1, 4, 4), 0.25)  # totals 1 as well
+  assert float(model.regularizer(uniform, jnp.ones((1, 4)))) == pytest.approx(0.0, abs=1e-6)
+  peaked = jnp.tile(jnp.array([1.0, 0, 0, 0]), (1, 4, 1))  # region 0 total 4, others 0: (1-4)^2 + 3 * 1
+  assert float(model.regularizer(peaked, jnp.ones((1, 4)))) == pytest.approx(12.0)
+  assert float(model.regularizer(padded, jnp.ones((1, 6)))) > 0.0  # the pad steps now count
+  weak = Captioner(CaptionerConfig(**dict(LSTM_CFG, grid=2, doubly_stochastic=0.5)), rngs=nnx.Rngs(0))
+  assert float(weak.regularizer(peaked, jnp.ones((1, 4)))) == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize('field, value', [
+    ('encoder', 'resnet'), ('decoder', 'gru'), ('attention', 'nonexistent'), ('self_attention', 'linformer'),
+    ('grid', 5), ('image_size', 30), ('hidden_size', 33), ('doubly_stochastic', -1.0), ('dropout', 1.0),
+    ('vocab_size', 0), ('pad_id', 4), ('eos_id', 16),
+])
+def test_bad_config_names_the_value(field, value):
+  base = dict(TRANSFORMER_CFG) if field in ('hidden_size',) else dict(LSTM_CFG)
+  if field == 'image_size':
+    base['encoder'] = 'patch'  # 30 is not a multiple of grid 4
+  with pytest.raises(ValueError, match=str(value)):
+    CaptionerConfig(**dict(base, **{field: value}))
+
+
+def test_bad_inputs():
+  cfg = CaptionerConfig(**LSTM_CFG)
+  model = Captioner(cfg, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match='32, 32, 3'):
+    model(np.zeros((4, 32, 32, 3)), CAPTION_IN)
+  with pytest.raises(ValueError, match='max_length'):
+    Captioner(CaptionerConfig(**TRANSFORMER_CFG), rngs=nnx.Rngs(0)).generate(np.zeros((1, 32, 32, 3)),
+                                                                             max_length=9)
