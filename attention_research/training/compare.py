@@ -1,0 +1,178 @@
+"""Compare attention variants of one config on the same budget, and the default suite.
+
+    table = compare(config, workdir, variants=['dot_product', 'linear'], seeds=3, seed_mode='vmap')
+
+Each variant trains every seed (and sweep value) with the same config apart from the fields in
+config.variant_fields; the table has one row per variant and sweep value. A variant that crashes
+becomes a row with its error and the others still run. Workdirs: <workdir>/<variant>[/<member>].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import traceback
+from typing import Sequence
+
+from attention_research.training import loop, objectives, results, seeds as seeds_lib
+from attention_research.training.config import ExperimentConfig
+from attention_research.training.seeds import Member
+
+
+def parse_list(text: str | Sequence[str] | None) -> list[str]:
+  if text is None:
+    return []
+  items = text.split(',') if isinstance(text, str) else list(text)
+  return [i.strip() for i in items if i and i.strip()]
+
+
+def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
+  return cfg.replace(**{field: variant for field in cfg.variant_fields})
+
+
+def check_variants(cfg: ExperimentConfig, variants: Sequence[str]):
+  """Unknown variant names are a bad flag: fail before training anything.
+
+  A name counts as known when the attention registry has it or the model's config accepts it (an RNN
+  seq2seq model takes Luong scores by name); registered variants that a model then rejects become
+  crashed rows instead.
+  """
+  from attention_research import attention  # pylint: disable=g-import-not-at-top
+  if not variants:
+    raise ValueError('--variants is empty.')
+  if not cfg.variant_fields and len(variants) > 1:
+    raise ValueError(f'config {cfg.name!r} has no variant_fields, so its variants would all train the same '
+                     f'model; got --variants={",".join(variants)}.')
+  if len(set(variants)) != len(variants):
+    raise ValueError(f'--variants repeats a name: {list(variants)}.')
+  for v in variants:
+    if v in attention.VARIANTS:
+      continue
+    try:
+      objectives.build_model_config(variant_config(cfg, v).model)
+    except ValueError as e:
+      raise ValueError(f'--variants: unknown variant {v!r} for {cfg.model["name"]} ({e}); registered attention '
+                       f'variants: {sorted(attention.VARIANTS)}.') from None
+
+
+def _row_from_runs(variant: str, sweep: str, runs: list[tuple[Member, dict]], result_meta: dict,
+                   seed_mode: str) -> results.Row:
+  metrics: dict[str, list[float]] = {}
+  for _, final in runs:
+    for k, v in final.items():
+      if k != 'examples' and isinstance(v, (int, float)):
+        metrics.setdefault(k, []).append(float(v))
+  return results.Row(variant=variant, sweep=sweep, seeds=[m.seed for m, _ in runs], metrics=metrics,
+                     seed_mode=seed_mode, **result_meta)
+
+
+def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None, seeds: int | None = None,
+            seed_mode: str | None = None, sweep: str | None = None, task=None, quiet: bool = False,
+            title: str | None = None, devices=None) -> results.Table:
+  cfg = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_config_dict(config)
+  variants = parse_list(variants) or parse_list(cfg.compare.variants)
+  seeds = cfg.compare.seeds if seeds is None else seeds
+  seed_mode = seed_mode or cfg.compare.seed_mode
+  if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+    raise ValueError(f'--seeds must be a positive integer, got {seeds!r}.')
+  if seed_mode not in ('vmap', 'sequential'):
+    raise ValueError(f"--seed_mode must be 'vmap' or 'sequential', got {seed_mode!r}.")
+  check_variants(cfg, variants)
+  sweep_spec = seeds_lib.parse_sweep(sweep, cfg)
+  members = seeds_lib.make_members(seeds, sweep_spec)
+  if seed_mode == 'vmap':
+    seeds_lib.check_vmappable(members, cfg)
+  task = task if task is not None else loop.load_task(cfg)
+  objective = loop._objective(task, cfg.objective)  # pylint: disable=protected-access
+
+  rows: list[results.Row] = []
+  for variant in variants:
+    vcfg = variant_config(cfg, variant)
+    vdir = os.path.join(workdir, variant)
+    sweeps = sorted({m.sweep_label for m in members}, key=[m.sweep_label for m in members].index)
+    t0 = time.perf_counter()
+    try:
+      if seed_mode == 'vmap':
+        run = loop.train_and_evaluate(vcfg, vdir, members=members, vmap=True, task=task, quiet=quiet,
+                                      devices=devices)
+        runs = [(run, list(zip(run.members, run.final_metrics)))]
+      else:
+        runs = []
+        for m in members:
+          run = loop.train_and_evaluate(vcfg, os.path.join(vdir, m.label), members=[m], task=task, quiet=quiet,
+                                        devices=devices)
+          runs.append((run, [(m, run.final_metrics[0])]))
+      for s in sweeps:
+        per_member = [(m, f) for run, pairs in runs for m, f in pairs if m.sweep_label == s]
+        mine = [run for run, pairs in runs if any(m.sweep_label == s for m, _ in pairs)]
+        meta = dict(params=mine[0].num_params,
+                    steps_per_second=sum(r.steps_per_second for r in mine) / len(mine),
+                    peak_memory_bytes=max(r.peak_memory_bytes for r in mine),
+                    compile_seconds=max(r.compile_seconds for r in mine))
+        rows.append(_row_from_runs(variant, s, per_member, meta, seed_mode))
+    except Exception as e:  # pylint: disable=broad-except  (a crashed variant is a row, the rest still run)
+      message = f'{type(e).__name__}: {e}'
+      os.makedirs(vdir, exist_ok=True)
+      with open(os.path.join(vdir, 'error.txt'), 'w') as f:
+        f.write(traceback.format_exc())
+      if not quiet:
+        print(f'variant {variant} crashed after {time.perf_counter() - t0:.0f}s: {message}', flush=True)
+      rows.extend(results.Row(variant=variant, sweep=s, error=message, seed_mode=seed_mode) for s in sweeps)
+
+  notes = [f'Task {cfg.task} ({task.kind}), model {cfg.model["name"]}, {cfg.train.steps} steps of batch '
+           f'{cfg.train.batch_size}, seed mode {seed_mode}; final metrics on the {cfg.data.test_split} split'
+           + (f' (first {cfg.data.eval_examples} examples).' if cfg.data.eval_examples else '.'),
+           'steps/s: training steps per second after compilation (evaluation excluded); peak mem: XLA memory '
+           'analysis of the compiled train step (arguments + outputs + temporaries)'
+           + (', all vmapped members together.' if seed_mode == 'vmap' else '.')]
+  table = results.Table(title=title or cfg.name or cfg.task, rows=rows,
+                        metric_names=list(objective.metric_names), notes=notes)
+  table.write(workdir)
+  return table
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteEntry:
+  name: str
+  config_path: str  # configs/<file>.py[:args]
+
+
+# One text, one vision and one speech task on built-in data; sized for ~15 minutes on 2 CPU cores.
+DEFAULT_SUITE = (
+    SuiteEntry('text: mqar', 'configs/classification.py:task=mqar,suite'),
+    SuiteEntry('vision: digits', 'configs/classification.py:task=digits,suite'),
+    SuiteEntry('speech: spoken_digits', 'configs/asr.py:suite'),
+)
+
+
+def load_config_file(path_with_arg: str):
+  """'configs/asr.py:attention=linear' -> the ConfigDict its get_config returns (as config_flags does)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path, _, arg = path_with_arg.partition(':')
+  if not os.path.exists(path):
+    raise ValueError(f'config file {path!r} does not exist.')
+  spec = importlib.util.spec_from_file_location(f'_config_{abs(hash(path))}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def run_suite(workdir: str, *, entries: Sequence[SuiteEntry] = DEFAULT_SUITE, quiet: bool = False,
+              root: str = '.') -> list[results.Table]:
+  tables = []
+  t0 = time.perf_counter()
+  for entry in entries:
+    config = load_config_file(os.path.join(root, entry.config_path))
+    slug = entry.name.split(':')[-1].strip().replace(' ', '_')
+    t = time.perf_counter()
+    table = compare(config, os.path.join(workdir, slug), quiet=quiet, title=entry.name)
+    table.notes.append(f'Wall time of this comparison (data, compilation, training, evaluation): '
+                       f'{time.perf_counter() - t:.0f} s.')
+    table.write(os.path.join(workdir, slug))
+    tables.append(table)
+  total = time.perf_counter() - t0
+  with open(os.path.join(workdir, 'results.md'), 'w') as f:
+    f.write('\n'.join(t.markdown() for t in tables))
+    f.write(f'\nDefault suite wall time: {total:.0f} s.\n')
+  return tables

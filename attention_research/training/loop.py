@@ -1,0 +1,275 @@
+"""train_and_evaluate: one run of one config, for one member or a vmapped group of members.
+
+    result = train_and_evaluate(config, workdir)                      # experiments/train.py
+    result = train_and_evaluate(config, workdir, members=ms, vmap=True)  # seeds / sweep in one step
+
+A rerun with the same workdir resumes from the last checkpoint (model, optimiser, RNG, data position)
+and ends with the same metrics as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from attention_research.training import objectives, optim, seeds, step as step_lib, writers
+from attention_research.training.checkpoint import Checkpointer
+from attention_research.training.config import ExperimentConfig
+from attention_research.training.seeds import Member
+from attention_research.training.sharding import DataParallel
+
+
+class NonFiniteLossError(RuntimeError):
+  """The training loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+@dataclasses.dataclass
+class RunResult:
+  members: list[Member]
+  final_metrics: list[dict[str, float]]  # per member, on config.data.test_split
+  num_params: int
+  steps: int
+  steps_per_second: float
+  compile_seconds: float
+  peak_memory_bytes: int  # XLA memory analysis of the compiled train step (arguments + outputs + temporaries)
+  workdir: str
+  resumed_from: int | None = None
+  stopped_early: bool = False
+  wall_seconds: float = 0.0
+
+  def to_json(self) -> dict:
+    d = dataclasses.asdict(self)
+    d['members'] = [m.label for m in self.members]
+    return d
+
+
+def load_task(cfg: ExperimentConfig):
+  from attention_research import data  # pylint: disable=g-import-not-at-top  (the runner's view of data)
+  return data.load_task(cfg.task, size=cfg.data.size, data_dir=cfg.data.data_dir, **cfg.data.options)
+
+
+def eval_batches(task, split: str, batch_size: int, examples: int):
+  """The first `examples` rows (all if 0) of a split, in order, in batches."""
+  seen = 0
+  for batch in task.batches(split, batch_size=batch_size, seed=0, shuffle=False, repeat=False,
+                            drop_remainder=False):
+    n = len(next(iter(batch.values())))
+    if examples and seen + n > examples:
+      batch = {k: v[:examples - seen] for k, v in batch.items()}
+      n = examples - seen
+    if n <= 0:
+      return
+    yield batch
+    seen += n
+    if examples and seen >= examples:
+      return
+
+
+def _check_split(task, split: str, field: str):
+  splits = list(getattr(task, 'splits', ()) or ())
+  if splits and split not in splits:
+    raise ValueError(f'config.{field}={split!r} is not a split of task {getattr(task, "name", "")!r}; '
+                     f'splits: {splits}.')
+
+
+def _per_member(metrics: dict, n: int, vmap: bool) -> list[dict[str, float]]:
+  if not vmap:
+    return [{k: float(v) for k, v in metrics.items()}]
+  return [{k: float(np.asarray(v)[i]) for k, v in metrics.items()} for i in range(n)]
+
+
+def _mean(dicts: Sequence[dict[str, float]]) -> dict[str, float]:
+  return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]} if dicts else {}
+
+
+# Compiled programs outlive a run: the seeds of a sequential comparison share one compiled step and
+# one set of compiled evaluation functions. Keys hold the task object itself so its id is not reused.
+_OBJECTIVES: dict = {}
+_STEPS: dict = {}
+
+
+def _objective(task, options: dict):
+  key = (id(task), json.dumps(options, sort_keys=True, default=str))
+  if key not in _OBJECTIVES:
+    _OBJECTIVES[key] = (task, objectives.make(task, options))
+  return _OBJECTIVES[key][1]
+
+
+def _step_key(objective, graphdef, cfg: ExperimentConfig, vmap: bool, dp: DataParallel):
+  static_optim = {k: v for k, v in dataclasses.asdict(cfg.optim).items() if k not in optim.SWEEPABLE}
+  return (id(objective), graphdef, json.dumps(static_optim, sort_keys=True), cfg.optim.grad_clip_norm > 0,
+          cfg.train.steps, vmap, tuple(dp.mesh.devices.flat))
+
+
+def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None = None, vmap: bool = False,
+                       task=None, stop_after_steps: int | None = None, devices=None, quiet: bool = False,
+                       tensorboard: bool = True) -> RunResult:
+  """Trains config's model on its task in workdir, resuming if a checkpoint exists; evaluates at the end.
+
+  stop_after_steps: stop like a killed process after that many steps of this call (no final save or
+  evaluation); for tests and for splitting a long run into chunks.
+  """
+  t_start = time.perf_counter()
+  cfg = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_config_dict(config)
+  members = list(members or [Member(cfg.seed)])
+  if len(members) > 1 and not vmap:
+    raise ValueError('several members train together only with vmap=True; otherwise run them one by one.')
+  if vmap:
+    seeds.check_vmappable(members, cfg)
+  member_cfgs = [m.config(cfg) for m in members]
+  labels = [m.label for m in members]
+  total = cfg.train.steps
+
+  # Everything that can be wrong with the config fails here, before any model is built or compiled.
+  task = task if task is not None else load_task(cfg)
+  objective = _objective(task, cfg.objective)
+  for mc in member_cfgs:
+    objectives.build_model_config(mc.model, objective.model_defaults())
+  _check_split(task, 'train', 'task (train split)')
+  _check_split(task, cfg.data.eval_split, 'data.eval_split')
+  _check_split(task, cfg.data.test_split, 'data.test_split')
+  dp = DataParallel(devices)
+  dp.check_batch_size(cfg.train.batch_size)
+  eval_bs = -(-cfg.data.eval_batch_size // dp.num_devices) * dp.num_devices
+  objective.put = lambda b: dp.put_batch(b, 0)
+
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    json.dump({'config': cfg.model_dump(), 'members': labels, 'vmap': vmap}, f, indent=1, default=str)
+
+  # Model, optimiser and train state of every member.
+  states, graphdef, rng_state, tx = [], None, None, None
+  for m, mc in zip(members, member_cfgs):
+    model = objective.init_model(mc.model, m.seed)
+    m_tx = optim.make_optimizer(mc.optim, total)
+    m_graphdef, m_rng_state, state = step_lib.init_state(model, m_tx, m.seed)
+    if graphdef is None:
+      graphdef, rng_state, tx = m_graphdef, m_rng_state, m_tx
+    elif m_graphdef != graphdef:
+      raise ValueError('vmapped members must have identical model structure.')
+    states.append(state)
+  num_params = step_lib.num_params(states[0].params)
+  state = dp.put_state(seeds.stack(states) if vmap else states[0])
+  del states
+
+  # The step closes over rng_state only for its structure: every step reseeds all RNG streams.
+  key = _step_key(objective, graphdef, cfg, vmap, dp)
+  if key not in _STEPS:
+    step_fn = step_lib.make_train_step(objective.loss, graphdef, rng_state, tx)
+    if vmap:
+      step_fn = jax.vmap(step_fn)
+    _STEPS[key] = step_lib.CompiledStep(step_fn, out_shardings=(dp.replicated, dp.replicated))
+  train_step = _STEPS[key]
+
+  iters = [task.batches('train', batch_size=cfg.train.batch_size, seed=m.seed, shuffle=True, repeat=True,
+                        drop_remainder=True) for m in members]
+  writer = writers.MetricWriter(workdir, labels, tensorboard=tensorboard)
+  ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'), keep=cfg.train.keep_checkpoints)
+  start = ckpt.latest_step()
+  resumed_from = start
+  if start is not None:
+    state, data_states, meta = ckpt.restore(start, state)
+    if meta.get('members') != labels:
+      ckpt.close()
+      raise ValueError(f'{workdir} holds a run of members {meta.get("members")}, not {labels}; '
+                       'use another --workdir.')
+    for it, s in zip(iters, data_states):
+      it.set_state(s)
+    writer.truncate_after(start)
+    writers.log(f'resumed from step {start} in {ckpt.directory}', quiet)
+  start = start or 0
+  last_saved = resumed_from
+
+  def model_of(i: int):
+    s = jax.tree.map(lambda x: x[i], state) if vmap else state
+    return step_lib.merge_model(graphdef, s.params, rng_state, s.rest)
+
+  def evaluate(split: str) -> list[dict[str, float]]:
+    return [objective.evaluate(model_of(i), eval_batches(task, split, eval_bs, cfg.data.eval_examples))
+            for i in range(len(members))]
+
+  def save(at: int):
+    meta = {'members': labels, 'step': at, 'config': cfg.model_dump()}
+    ckpt.save(at, state, [it.get_state() for it in iters], json.loads(json.dumps(meta, default=str)))
+
+  progress = writers.Progress(total)
+  pending: list[tuple[int, Any]] = []
+  log_buffer: list[list[dict[str, float]]] = []
+  step = start
+  stopped = False
+  try:
+    while step < total:
+      if stop_after_steps is not None and step - start >= stop_after_steps:
+        stopped = True
+        break
+      raw = [next(it) for it in iters]
+      batch = dp.put_batch(seeds.stack_batches(raw) if vmap else raw[0], 1 if vmap else 0)
+      state, metrics = train_step(state, batch)
+      step += 1
+      pending.append((step, metrics))
+      if step == start + 1:
+        jax.block_until_ready(metrics)
+        progress.start(step)
+      at_log = step % cfg.train.log_every == 0 or step == total
+      at_ckpt = bool(cfg.train.checkpoint_every) and step % cfg.train.checkpoint_every == 0 and step < total
+      at_eval = bool(cfg.train.eval_every) and step % cfg.train.eval_every == 0 and step < total
+      if not (at_log or at_ckpt or at_eval):
+        continue
+      host = jax.device_get(pending)
+      progress.mark(step)
+      pending = []
+      for s, m in host:
+        for label, values in zip(labels, _per_member(m, len(members), vmap)):
+          if not math.isfinite(values['loss']):
+            where = (f'the last good checkpoint is step {last_saved} in {ckpt.directory}' if last_saved
+                     is not None else 'no checkpoint had been saved yet')
+            raise NonFiniteLossError(
+                f'training loss became {values["loss"]} at step {s} (member {label}); stopped. {where}. '
+                'Lower optim.learning_rate, enable optim.grad_clip_norm or add warmup, then rerun.')
+        log_buffer.append(_per_member(m, len(members), vmap))
+      t0 = time.perf_counter()
+      if at_log:
+        per_member = [_mean([b[i] for b in log_buffer]) for i in range(len(members))]
+        for i, mc in enumerate(member_cfgs):
+          per_member[i]['learning_rate'] = optim.learning_rate(mc.optim, total, step - 1)
+        log_buffer = []
+        writer.write(step, 'train', per_member)
+        writers.log(progress.line(step, per_member[0]), quiet)
+      if at_eval:
+        evals = evaluate(cfg.data.eval_split)
+        writer.write(step, cfg.data.eval_split, evals)
+        writers.log(f'step {step} {cfg.data.eval_split}: {evals[0]}', quiet)
+      if at_ckpt:
+        save(step)
+        last_saved = step
+      progress.exclude(time.perf_counter() - t0)
+
+    final: list[dict[str, float]] = []
+    if not stopped:
+      if last_saved != total:
+        save(total)
+        last_saved = total
+      final = evaluate(cfg.data.test_split)
+      writer.write(total, cfg.data.test_split, final)
+      for label, metrics in zip(labels, final):
+        writers.log(f'final {cfg.data.test_split} [{label}]: {metrics}', quiet)
+  finally:
+    ckpt.close()
+    writer.close()
+
+  result = RunResult(
+      members=members, final_metrics=final, num_params=num_params, steps=step,
+      steps_per_second=progress.steps_per_second, compile_seconds=train_step.compile_seconds,
+      peak_memory_bytes=train_step.memory_bytes, workdir=os.path.abspath(workdir), resumed_from=resumed_from,
+      stopped_early=stopped, wall_seconds=time.perf_counter() - t_start)
+  if not stopped:
+    with open(os.path.join(workdir, 'result.json'), 'w') as f:
+      json.dump(result.to_json(), f, indent=1, default=str)
+  return result

@@ -1,0 +1,88 @@
+"""Speech recognition with the hybrid CTC/attention loss; transcripts decoded by the configured method
+(CTC greedy, attention greedy or beam, joint CTC/attention) and scored by CER and WER."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from attention_research.training.objectives import base
+from attention_research.training.objectives.seq2seq import shift_right, teacher_forced, text_metrics
+
+METHODS = ('ctc_greedy', 'attention_greedy', 'attention_beam', 'joint')
+
+
+@dataclasses.dataclass(frozen=True)
+class ASROptions:
+  label_smoothing: float = 0.0
+  decode_method: str = 'ctc_greedy'
+  beam_size: int = 4
+  length_penalty: float = 0.0
+  max_decode_length: int = 0  # 0: the task's longest transcript (EOS included)
+
+  def __post_init__(self):
+    if not 0.0 <= self.label_smoothing < 1.0:
+      raise ValueError(f'config.objective.label_smoothing must be in [0, 1), got {self.label_smoothing!r}.')
+    if self.decode_method not in METHODS:
+      raise ValueError(f'config.objective.decode_method must be one of {list(METHODS)}, got '
+                       f'{self.decode_method!r}.')
+    if not isinstance(self.beam_size, int) or self.beam_size < 1:
+      raise ValueError(f'config.objective.beam_size must be >= 1, got {self.beam_size!r}.')
+    if not isinstance(self.max_decode_length, int) or self.max_decode_length < 0:
+      raise ValueError(f'config.objective.max_decode_length must be >= 0, got {self.max_decode_length!r}.')
+
+
+class SpeechRecognition(base.Objective):
+  """batch {'audio' [B, N] float, 'audio_lengths' [B], 'targets' [B, T] (characters, EOS, padding)}."""
+
+  kind = 'asr'
+  Options = ASROptions
+  metric_names = (('cer', 'min'), ('wer', 'min'), ('token_accuracy', 'max'), ('loss', 'min'))
+
+  def model_defaults(self):
+    info = self.info
+    out = {k: info[k] for k in ('vocab_size', 'bos_id', 'eos_id', 'pad_id', 'sample_rate') if k in info}
+    if 'max_target_length' in info:
+      out['max_target_length'] = info['max_target_length']
+    return out
+
+  @property
+  def decode_length(self) -> int:
+    return self.options.max_decode_length or int(self.info['max_target_length'])
+
+  def _forward(self, model, batch, deterministic):
+    targets = batch['targets']
+    outputs = model(batch['audio'], batch['audio_lengths'], shift_right(targets, self.info.get('bos_id', 1)),
+                    deterministic=deterministic)
+    return outputs, targets
+
+  def loss(self, model, batch, rng):
+    outputs, targets = self._forward(model, batch, deterministic=False)
+    loss, parts = model.loss(outputs, targets, label_smoothing=self.options.label_smoothing)
+    w = (targets != 0)
+    return loss, {'ctc_loss': parts['ctc'], 'attention_loss': parts['attention'],
+                  'token_accuracy': base.masked_accuracy(outputs['logits'], targets, w)}
+
+  def _eval_fn(self, model, batch):
+    outputs, targets = self._forward(model, batch, deterministic=True)
+    tokens = model.decode(batch['audio'], batch['audio_lengths'], method=self.options.decode_method,
+                          beam_size=self.options.beam_size, max_length=self.decode_length,
+                          alpha=self.options.length_penalty)
+    return (tokens,) + teacher_forced(outputs['logits'], targets)
+
+  def evaluate(self, model, batches):
+    tokenizer = self.task.tokenizer
+    hyps, refs = [], []
+    ce = correct = count = 0.0
+    fn = None
+    for batch, n in self.iterate_padded(batches):
+      if fn is None:
+        fn, state = self.compiled('transcribe', model, self._eval_fn)
+      tokens, ce_b, correct_b, count_b = (np.asarray(x)[:n] for x in fn(state, batch))
+      hyps += [tokenizer.decode(t) for t in tokens]
+      refs += [tokenizer.decode(t) for t in np.asarray(batch['targets'])[:n]]
+      ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
+    out = text_metrics(self.info.get('metrics', ('cer', 'wer')), hyps, refs)
+    out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)), examples=len(hyps))
+    return out

@@ -1,0 +1,85 @@
+"""Image captioning (Show, Attend and Tell): cross-entropy plus the model's doubly stochastic attention
+regulariser; generated captions scored with the task's text metrics, and the attention of each word
+that names a digit scored against the cell where that digit really is."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from attention_research.training.objectives import base
+from attention_research.training.objectives.seq2seq import GenerationOptions, shift_right, teacher_forced, text_metrics
+
+
+class Captioning(base.Objective):
+  """batch {'image' [B, H, W, C], 'caption' [B, T] (ends in EOS), optional 'token_cells' [B, T]}."""
+
+  kind = 'captioning'
+  Options = GenerationOptions
+  metric_names = (('bleu', 'max'), ('exact_match', 'max'), ('attention_hit', 'max'), ('token_accuracy', 'max'),
+                  ('loss', 'min'))
+
+  def model_defaults(self):
+    info = self.info
+    out = {k: info[k] for k in ('vocab_size', 'bos_id', 'eos_id', 'pad_id') if k in info}
+    if 'image_shape' in info:
+      h, _, c = info['image_shape']
+      out.update(image_size=h, channels=c)
+    if 'max_caption_length' in info:
+      out['max_length'] = info['max_caption_length']
+    return out
+
+  @property
+  def decode_length(self) -> int:
+    return self.options.max_decode_length or int(self.info['max_caption_length'])
+
+  def loss(self, model, batch, rng):
+    caption = batch['caption']
+    logits, alphas = model(batch['image'], shift_right(caption, self.info.get('bos_id', 1)), deterministic=False)
+    w = (caption != 0).astype(jnp.float32)
+    ce, _ = base.cross_entropy(logits, caption, w, self.options.label_smoothing)
+    reg = model.regularizer(alphas, w)
+    return ce + reg, {'cross_entropy': ce, 'attention_penalty': reg,
+                      'token_accuracy': base.masked_accuracy(logits, caption, w)}
+
+  def _eval_fn(self, model, batch):
+    caption = batch['caption']
+    logits, alphas = model(batch['image'], shift_right(caption, self.info.get('bos_id', 1)), deterministic=True)
+    tokens, _ = model.generate(batch['image'], max_length=self.decode_length, beam_size=self.options.beam_size,
+                               alpha=self.options.length_penalty)
+    return (tokens, jnp.argmax(alphas, -1)) + teacher_forced(logits, caption)
+
+  def region_cells(self, model) -> np.ndarray | None:
+    """The data grid cell that holds the centre of each of the model's regions (both row-major)."""
+    g, data_grid = getattr(model.cfg, 'grid', None), self.info.get('grid')
+    if not g or not data_grid:
+      return None
+    centre = (np.arange(g) + 0.5) / g
+    rows = np.floor(centre * data_grid).astype(int)
+    return (rows[:, None] * data_grid + rows[None, :]).reshape(-1)
+
+  def evaluate(self, model, batches):
+    tokenizer = self.task.tokenizer
+    to_cell = self.region_cells(model)
+    hyps, refs = [], []
+    ce = correct = count = hits = cells = 0.0
+    fn = None
+    for batch, n in self.iterate_padded(batches):
+      if fn is None:
+        fn, state = self.compiled('caption', model, self._eval_fn)
+      tokens, focus, ce_b, correct_b, count_b = (np.asarray(x)[:n] for x in fn(state, batch))
+      captions = np.asarray(batch['caption'])[:n]
+      hyps += [tokenizer.decode(t) for t in tokens]
+      refs += [tokenizer.decode(t) for t in captions]
+      ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
+      if 'token_cells' in batch and to_cell is not None:
+        # Teacher-forced: the word at t is predicted while attending most to region focus[t].
+        true_cells = np.asarray(batch['token_cells'])[:n]
+        named = true_cells >= 0
+        hits += float(((to_cell[focus] == true_cells) & named).sum())
+        cells += float(named.sum())
+    out = text_metrics(self.info.get('metrics', ('exact_match', 'bleu')), hyps, refs)
+    out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)), examples=len(hyps))
+    if cells:
+      out['attention_hit'] = hits / cells
+    return out

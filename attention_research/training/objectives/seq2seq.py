@@ -1,0 +1,111 @@
+"""Sequence to sequence (translation): teacher-forced cross-entropy; greedy or beam decoding scored with
+the task's text metrics (exact match, BLEU, chrF)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from attention_research.training.objectives import base
+
+TEXT_METRICS = ('exact_match', 'bleu', 'chrf', 'cer', 'wer')
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationOptions:
+  label_smoothing: float = 0.0
+  beam_size: int = 1  # evaluation decoding; 1 = greedy
+  length_penalty: float = 0.6  # GNMT alpha of beam search
+  max_decode_length: int = 0  # 0: the task's longest target (EOS included)
+
+  def __post_init__(self):
+    if not 0.0 <= self.label_smoothing < 1.0:
+      raise ValueError(f'config.objective.label_smoothing must be in [0, 1), got {self.label_smoothing!r}.')
+    if not isinstance(self.beam_size, int) or self.beam_size < 1:
+      raise ValueError(f'config.objective.beam_size must be >= 1, got {self.beam_size!r}.')
+    if not isinstance(self.max_decode_length, int) or self.max_decode_length < 0:
+      raise ValueError(f'config.objective.max_decode_length must be >= 0, got {self.max_decode_length!r}.')
+
+
+def shift_right(targets, bos_id: int):
+  """targets [B, T] (ending in EOS) -> decoder inputs [B, T]: BOS then targets[:-1]."""
+  return jnp.concatenate([jnp.full(targets[:, :1].shape, bos_id, targets.dtype), targets[:, :-1]], axis=1)
+
+
+def text_metrics(names: Sequence[str], hypotheses: list[str], references: list[str]) -> dict[str, float]:
+  from attention_research.data import metrics  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name in names:
+    if name in TEXT_METRICS and hypotheses:
+      out[name] = getattr(metrics, name)(hypotheses, references)
+  return out
+
+
+def teacher_forced(logits, targets):
+  """Per-row sums for a token loss and accuracy over targets != 0: (ce [B], correct [B], count [B])."""
+  logits = logits.astype(jnp.float32)
+  w = (targets != 0).astype(jnp.float32)
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  return (ce * w).sum(-1), (correct * w).sum(-1), w.sum(-1)
+
+
+class Seq2Seq(base.Objective):
+  """batch {'inputs' [B, S], 'targets' [B, T]} (targets end in EOS, no BOS)."""
+
+  kind = 'seq2seq'
+  Options = GenerationOptions
+  metric_names = (('exact_match', 'max'), ('bleu', 'max'), ('chrf', 'max'), ('token_accuracy', 'max'),
+                  ('loss', 'min'))
+
+  def model_defaults(self):
+    info = self.info
+    out = {k: info[k] for k in ('bos_id', 'eos_id', 'pad_id') if k in info}
+    out['vocab_size'] = info.get('input_vocab_size', info.get('vocab_size'))
+    if 'target_vocab_size' in info:
+      out['target_vocab_size'] = info['target_vocab_size']
+    lengths = [info[k] for k in ('max_input_length', 'max_target_length') if k in info]
+    if lengths:
+      out['max_length'] = max(lengths)
+    return out
+
+  @property
+  def decode_length(self) -> int:
+    return self.options.max_decode_length or int(self.info['max_target_length'])
+
+  def loss(self, model, batch, rng):
+    targets = batch['targets']
+    logits = model(batch['inputs'], shift_right(targets, self.info.get('bos_id', 1)), deterministic=False)
+    w = (targets != 0).astype(jnp.float32)
+    loss, _ = base.cross_entropy(logits, targets, w, self.options.label_smoothing)
+    return loss, {'token_accuracy': base.masked_accuracy(logits, targets, w)}
+
+  def _eval_fn(self, model, batch):
+    targets = batch['targets']
+    logits = model(batch['inputs'], shift_right(targets, self.info.get('bos_id', 1)), deterministic=True)
+    tokens = model.generate(batch['inputs'], max_length=self.decode_length, beam_size=self.options.beam_size,
+                            alpha=self.options.length_penalty)
+    return (tokens,) + teacher_forced(logits, targets)
+
+  def evaluate(self, model, batches):
+    tokenizer = self.task.tokenizer
+    hyps, refs = [], []
+    ce = correct = count = 0.0
+    fn = None
+    for batch, n in self.iterate_padded(batches):
+      if fn is None:
+        fn, state = self.compiled('generate', model, self._eval_fn)
+      tokens, ce_b, correct_b, count_b = (np.asarray(x)[:n] for x in fn(state, batch))
+      targets = np.asarray(batch['targets'])[:n]
+      hyps += [tokenizer.decode(t) for t in tokens]
+      refs += [tokenizer.decode(t) for t in targets]
+      ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
+    names = self.info.get('metrics', ('exact_match', 'bleu', 'chrf'))
+    out = text_metrics(names, hyps, refs)
+    out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)),
+               examples=len(hyps))
+    return out

@@ -1,0 +1,49 @@
+r"""Speech recognition on spoken_digits: hybrid CTC/attention with a Transformer or Conformer encoder.
+
+  python -m experiments.train --config=configs/asr.py --workdir=runs/asr
+  python -m experiments.train --config=configs/asr.py:attention=linear --workdir=runs/asr_linear
+  python -m experiments.compare --config=configs/asr.py --variants=dot_product,linear,performer --seeds=3
+
+Options (after the colon, comma-separated):
+  attention=<variant>            the encoder's self-attention variant (the decoder keeps dot_product).
+  encoder=conformer|transformer
+  ctc_weight=<w>                 weight of CTC in the hybrid loss, in [0, 1] (1: CTC only).
+  decode=ctc_greedy|attention_greedy|attention_beam|joint   how test transcripts are decoded.
+  smoke                          tiny data and model, a few steps: a run of seconds, for tests.
+  suite                          the budget of the default suite (`python -m experiments.compare`).
+"""
+
+from attention_research.training.config import make_config, parse_arg
+
+
+def get_config(arg=None):
+  opts = parse_arg(arg, {'attention': 'dot_product', 'encoder': 'conformer', 'ctc_weight': 0.3,
+                         'decode': 'ctc_greedy', 'smoke': False, 'suite': False})
+  model = dict(name='asr.ASR', vocab_size=None, max_target_length=None, num_mel_bins=40, d_model=96,
+               num_heads=4, encoder=opts['encoder'], num_encoder_layers=4, num_decoder_layers=2, mlp_dim=192,
+               conv_kernel_size=15, subsampling_channels=32, dropout_rate=0.1, specaugment=True,
+               freq_mask_width=8, time_mask_width=20, encoder_attention=opts['attention'],
+               ctc_weight=opts['ctc_weight'])
+  train = dict(steps=6000, batch_size=32, log_every=100, eval_every=1000, checkpoint_every=1000)
+  optim = dict(learning_rate=1e-3, warmup_steps=500, weight_decay=0.01)
+  data = dict(eval_batch_size=32)
+  objective = dict(decode_method=opts['decode'], beam_size=4)
+  compare = dict(variants='dot_product,linear,performer', seeds=3)
+  if opts['suite']:
+    model.update(d_model=64, mlp_dim=128, num_encoder_layers=2, num_decoder_layers=1, subsampling_channels=16,
+                 dropout_rate=0.0, specaugment=False)
+    train.update(steps=600, batch_size=16, eval_every=0, checkpoint_every=0)
+    optim.update(learning_rate=2e-3, warmup_steps=100)
+    data.update(eval_examples=100)
+    compare.update(variants='dot_product,linear', seeds=2)
+  if opts['smoke']:
+    data.update(size='small', eval_batch_size=8, eval_examples=8)
+    train.update(steps=4, batch_size=4, log_every=2, eval_every=0, checkpoint_every=2)
+    optim.update(warmup_steps=1)
+    model.update(num_mel_bins=16, d_model=16, num_heads=2, mlp_dim=32, num_encoder_layers=1,
+                 num_decoder_layers=1, subsampling_channels=4, conv_kernel_size=3, dropout_rate=0.0,
+                 specaugment=False)
+    compare.update(variants='dot_product,linear', seeds=2)
+  return make_config(task='spoken_digits', name='asr', kind='asr', model=model, data=data, train=train,
+                     optim=optim, objective=objective, variant_fields='model.encoder_attention',
+                     compare=compare)

@@ -1,0 +1,42 @@
+r"""Image captioning on digit_scenes: Show, Attend and Tell (LSTM with soft attention) or a Transformer decoder.
+
+  python -m experiments.train --config=configs/captioning.py --workdir=runs/sat
+  python -m experiments.train --config=configs/captioning.py:decoder=transformer,attention=linear --workdir=runs/cap
+  python -m experiments.compare --config=configs/captioning.py:decoder=transformer \
+      --variants=dot_product,linear,performer --seeds=3
+
+Options (after the colon, comma-separated):
+  decoder=lstm|transformer   lstm: Xu et al.'s decoder with additive attention over the regions, gating scalar
+                             and doubly stochastic regulariser (no variant to compare); transformer: causal
+                             self-attention and cross-attention over the regions with any variant.
+  attention=<variant>        the transformer decoder's cross-attention variant.
+  smoke                      tiny data and model, a few steps: a run of seconds, for tests.
+Metrics: BLEU and exact match of generated captions, and attention_hit: how often the word naming a digit
+attends most to a region inside that digit's cell.
+"""
+
+from attention_research.training.config import make_config, parse_arg
+
+
+def get_config(arg=None):
+  opts = parse_arg(arg, {'decoder': 'lstm', 'attention': 'dot_product', 'smoke': False})
+  if opts['decoder'] not in ('lstm', 'transformer'):
+    raise ValueError(f"unknown decoder {opts['decoder']!r}; known: ['lstm', 'transformer'].")
+  model = dict(name='captioner.Captioner', vocab_size=None, image_size=None, channels=None, max_length=None,
+               encoder='conv', grid=4, feature_size=64, embed_size=64, hidden_size=128, decoder=opts['decoder'],
+               num_layers=2, num_heads=4, attention=opts['attention'], doubly_stochastic=1.0, dropout=0.1)
+  train = dict(steps=4000, batch_size=32, log_every=100, eval_every=1000, checkpoint_every=1000)
+  optim = dict(learning_rate=1e-3, warmup_steps=200, weight_decay=0.0)
+  data = dict(eval_batch_size=64, eval_examples=500)
+  if opts['smoke']:
+    data.update(size='small', eval_batch_size=16, eval_examples=16)
+    train.update(steps=6, batch_size=8, log_every=2, eval_every=0, checkpoint_every=3)
+    optim.update(warmup_steps=1)
+    model.update(feature_size=16, embed_size=16, hidden_size=16, num_layers=1, num_heads=2, dropout=0.0)
+  # The LSTM decoder's attention is fixed (additive), so only the transformer decoder has variants.
+  variant_fields = 'model.attention' if opts['decoder'] == 'transformer' else ''
+  return make_config(task='digit_scenes', name=f"captioning ({opts['decoder']})", kind='captioning', model=model,
+                     data=data, train=train, optim=optim, objective=dict(beam_size=1),
+                     variant_fields=variant_fields,
+                     compare=dict(variants='dot_product,linear,performer' if variant_fields else 'additive',
+                                  seeds=3))

@@ -1,0 +1,64 @@
+r"""Compare attention variants on one config, or run the default suite when no --config is given.
+
+  python -m experiments.compare            # default suite: text (mqar), vision (digits), speech (spoken_digits)
+  python -m experiments.compare --config=configs/translation.py --variants=dot_product,additive,linear --seeds=3
+  python -m experiments.compare --config=configs/classification.py:task=listops --seed_mode=vmap \
+      --sweep=learning_rate=1e-3,3e-4 --workdir=runs/listops_lr
+
+Writes results.md, results.csv and results.json in --workdir and prints the tables.
+"""
+
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from attention_research.training import compare
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'configs/<task>.py[:options]; none: the default suite.',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default runs/compare or runs/default_suite).')
+_VARIANTS = flags.DEFINE_list('variants', None, 'Attention variants (default: the config\'s compare.variants).')
+_SEEDS = flags.DEFINE_integer('seeds', None, 'Seeds per variant: 0..N-1 (default: the config\'s compare.seeds).',
+                              lower_bound=1)
+_SEED_MODE = flags.DEFINE_enum('seed_mode', None, ['vmap', 'sequential'],
+                               'vmap: all seeds of a variant in one jax.vmap-ed step; sequential: one by one.')
+_SWEEP = flags.DEFINE_string('sweep', None, "One hyperparameter's values, one row each: 'learning_rate=1e-3,3e-4'.")
+_PLOT = flags.DEFINE_bool('plot', False, 'Also write plots of the results (when the analysis package provides them).')
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _plot(workdir: str):
+  try:
+    from attention_research import analysis  # pylint: disable=g-import-not-at-top
+    plot = getattr(analysis, 'plot_comparison')
+  except (ImportError, AttributeError):
+    print('--plot: attention_research.analysis.plot_comparison is not available yet; no plots written.')
+    return
+  plot(workdir)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; progress goes to stdout
+  if _CONFIG.value is None:
+    if _VARIANTS.value or _SEEDS.value or _SEED_MODE.value or _SWEEP.value:
+      raise app.UsageError('--variants/--seeds/--seed_mode/--sweep need --config (the default suite fixes its own).')
+    workdir = _WORKDIR.value or 'runs/default_suite'
+    tables = compare.run_suite(workdir, root=_ROOT)
+  else:
+    workdir = _WORKDIR.value or 'runs/compare'
+    tables = [compare.compare(_CONFIG.value, workdir, variants=_VARIANTS.value, seeds=_SEEDS.value,
+                              seed_mode=_SEED_MODE.value, sweep=_SWEEP.value)]
+  for table in tables:
+    print('\n' + table.markdown())
+  print(f'written to {os.path.abspath(workdir)}/')
+  if _PLOT.value:
+    _plot(workdir)
+
+
+if __name__ == '__main__':
+  app.run(main)

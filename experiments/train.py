@@ -1,0 +1,33 @@
+r"""Train and evaluate one config; a rerun with the same --workdir resumes from its last checkpoint.
+
+  python -m experiments.train --config=configs/asr.py:attention=linear --workdir=runs/asr_linear
+  python -m experiments.train --config=configs/translation.py:smoke --workdir=/tmp/t --config.train.steps=50
+
+Multi-host: add --coordinator_address=host:port --num_processes=N --process_id=i on every host.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from attention_research.training import loop, sharding
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'configs/<task>.py[:options]', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Checkpoints, metrics.jsonl, TensorBoard events, result.json.')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'Multi-host: address of process 0 (host:port).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-host: number of processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-host: index of this process.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; progress goes to stdout
+  sharding.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  result = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  print(f'final metrics: {result.final_metrics[0]}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,49 @@
+import json
+
+import pytest
+import training_fakes as fakes
+
+from attention_research.training import compare
+
+
+@pytest.fixture(scope='module')
+def task():
+  return fakes.ParityTask()
+
+
+def test_compare_writes_every_variant_with_mean_and_std(task, tmp_path):
+  # 'additive' needs learned parameters the tiny model does not pass: it crashes and stays a row.
+  table = compare.compare(fakes.tiny_config(), str(tmp_path), variants='dot_product,linear,additive', seeds=2,
+                          seed_mode='vmap', task=task, quiet=True)
+  assert [r.variant for r in table.rows] == ['dot_product', 'linear', 'additive']
+  ok, linear, crashed = table.rows
+  assert ok.seeds == [0, 1] and len(ok.metrics['accuracy']) == 2 and ok.error is None
+  assert crashed.error and 'additive' in crashed.error.lower() or 'params' in crashed.error
+  md = open(tmp_path / 'results.md').read()
+  assert 'mean ± std over 2 seeds' in md and ' ± ' in md.split('| dot_product |')[1].split('\n')[0]
+  assert '| additive |' in md and '**crashed**' in md
+  data = json.load(open(tmp_path / 'results.json'))
+  assert [r['variant'] for r in data['rows']] == ['dot_product', 'linear', 'additive']
+  assert (tmp_path / 'additive' / 'error.txt').exists()
+  assert open(tmp_path / 'results.csv').read().count('\n') == 4
+
+
+def test_sequential_sweep_gives_a_row_per_value(task, tmp_path):
+  table = compare.compare(fakes.tiny_config(), str(tmp_path), variants='dot_product', seeds=1,
+                          seed_mode='sequential', sweep='learning_rate=1e-2,1e-3', task=task, quiet=True)
+  assert [r.sweep for r in table.rows] == ['learning_rate=0.01', 'learning_rate=0.001']
+  assert '| dot_product (learning_rate=0.001) |' in table.markdown()
+  assert table.rows[0].metrics['loss'] != table.rows[1].metrics['loss']
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(variants='dot_product,nope'), "unknown variant 'nope'"),
+    (dict(variants='linear,linear'), 'repeats'),
+    (dict(seeds=0), 'seeds must be a positive integer'),
+    (dict(seed_mode='parallel'), "seed_mode must be 'vmap' or 'sequential'"),
+    (dict(seed_mode='vmap', sweep='width=8,16'), 'needs --seed_mode=sequential'),
+])
+def test_bad_arguments_fail_before_training(task, tmp_path, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    compare.compare(fakes.tiny_config(), str(tmp_path), task=task, quiet=True, **kwargs)
+  assert not (tmp_path / 'results.md').exists()
