@@ -538,7 +538,14 @@ def hybrid_loss(outputs, targets, *, ctc_weight: float, blank_id: int = 0, pad_i
   F = ctc_logits.shape[1]
   logit_paddings = (jnp.arange(F)[None, :] >= outputs['frame_lengths'][:, None]).astype(jnp.float32)
   label_paddings = ((targets == pad_id) | (targets == eos_id)).astype(jnp.float32)
-  ctc_loss = jnp.mean(optax.ctc_loss(ctc_logits, logit_paddings, targets, label_paddings, blank_id=blank_id))
+  per_utterance = optax.ctc_loss(ctc_logits, logit_paddings, targets, label_paddings, blank_id=blank_id)
+  # An utterance with fewer frames than its labels need (one per label, one more per repeated pair) has no
+  # CTC path; optax then returns a huge finite loss that would swamp the batch. Such utterances are left out
+  # of the CTC term, as torch's zero_infinity does, and still train the attention decoder.
+  real = label_paddings == 0
+  repeats = jnp.sum(real[:, 1:] & (targets[:, 1:] == targets[:, :-1]), axis=-1)
+  feasible = jnp.sum(real, axis=-1) + repeats <= outputs['frame_lengths']
+  ctc_loss = jnp.sum(jnp.where(feasible, per_utterance, 0.0)) / jnp.maximum(jnp.sum(feasible), 1)
   logits = outputs['logits'].astype(jnp.float32)
   nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
   if label_smoothing:

@@ -119,6 +119,16 @@ def test_hybrid_loss_with_ctc_weight_zero_is_the_attention_loss(outputs):
   np.testing.assert_allclose(mixed, 0.25 * parts['ctc'] + 0.75 * parts['attention'], rtol=1e-6)
 
 
+def test_utterances_without_a_ctc_path_are_left_out_of_the_ctc_term(outputs):
+  """Row 0 needs 3 frames for its 3 labels; with 2 it has no CTC path and must not swamp row 1's loss."""
+  short = dict(outputs, frame_lengths=jnp.asarray(outputs['frame_lengths']).at[0].set(2))
+  _, parts = asr.hybrid_loss(short, TARGETS, ctc_weight=1.0)
+  F = outputs['ctc_logits'].shape[1]
+  row1 = optax.ctc_loss(outputs['ctc_logits'][1:], (np.arange(F) >= int(short['frame_lengths'][1]))[None].astype(
+      np.float32), np.array([[6, 7, 0]]), np.array([[0, 0, 1]], np.float32), blank_id=0)
+  np.testing.assert_allclose(parts['ctc'], row1[0], rtol=1e-6)
+
+
 # -------------------------------------------------------------------------------------------------- CTC
 def test_ctc_greedy_collapses_repeats_and_removes_blanks():
   ids = np.array([[0, 3, 3, 0, 3, 4, 4, 0, 5, 5],
