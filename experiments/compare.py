@@ -5,7 +5,9 @@ r"""Compare attention variants on one config, or run the default suite when no -
   python -m experiments.compare --config=configs/classification.py:task=listops --seed_mode=vmap \
       --sweep=learning_rate=1e-3,3e-4 --workdir=runs/listops_lr
 
-Writes results.md, results.csv and results.json in --workdir and prints the tables.
+Writes results.md, results.csv and results.json in --workdir and prints the tables; with --plot also the
+attention of the first test example for each variant's first seed in <workdir>/plots/<variant>/ (the suite:
+<workdir>/<task>/plots/<variant>/).
 """
 
 import os
@@ -24,19 +26,10 @@ _SEEDS = flags.DEFINE_integer('seeds', None, 'Seeds per variant: 0..N-1 (default
 _SEED_MODE = flags.DEFINE_enum('seed_mode', None, ['vmap', 'sequential'],
                                'vmap: all seeds of a variant in one jax.vmap-ed step; sequential: one by one.')
 _SWEEP = flags.DEFINE_string('sweep', None, "One hyperparameter's values, one row each: 'learning_rate=1e-3,3e-4'.")
-_PLOT = flags.DEFINE_bool('plot', False, 'Also write plots of the results (when the analysis package provides them).')
+_PLOT = flags.DEFINE_bool('plot', False, "Also draw each variant's attention on the first test example (first seed) "
+                          'into <workdir>/plots/<variant>/.')
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _plot(workdir: str):
-  try:
-    from attention_research import analysis  # pylint: disable=g-import-not-at-top
-    plot = getattr(analysis, 'plot_comparison')
-  except (ImportError, AttributeError):
-    print('--plot: attention_research.analysis.plot_comparison is not available yet; no plots written.')
-    return
-  plot(workdir)
 
 
 def main(argv):
@@ -48,16 +41,14 @@ def main(argv):
     if _VARIANTS.value or _SEEDS.value or _SEED_MODE.value or _SWEEP.value:
       raise app.UsageError('--variants/--seeds/--seed_mode/--sweep need --config (the default suite fixes its own).')
     workdir = _WORKDIR.value or 'runs/default_suite'
-    tables = compare.run_suite(workdir, root=_ROOT)
+    tables = compare.run_suite(workdir, root=_ROOT, plot=_PLOT.value)
   else:
     workdir = _WORKDIR.value or 'runs/compare'
     tables = [compare.compare(_CONFIG.value, workdir, variants=_VARIANTS.value, seeds=_SEEDS.value,
-                              seed_mode=_SEED_MODE.value, sweep=_SWEEP.value)]
+                              seed_mode=_SEED_MODE.value, sweep=_SWEEP.value, plot=_PLOT.value)]
   for table in tables:
     print('\n' + table.markdown())
   print(f'written to {os.path.abspath(workdir)}/')
-  if _PLOT.value:
-    _plot(workdir)
 
 
 if __name__ == '__main__':

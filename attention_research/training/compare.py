@@ -5,6 +5,10 @@
 Each variant trains every seed (and sweep value) with the same config apart from the fields in
 config.variant_fields; the table has one row per variant and sweep value. A variant that crashes
 becomes a row with its error and the others still run. Workdirs: <workdir>/<variant>[/<member>].
+
+Each row also has attention statistics of every seed on one fixed example (the test split's first; see
+`plots`), and plot=True draws that example's attention for each variant's first seed in
+<workdir>/plots/<variant>/.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 import traceback
 from typing import Sequence
 
-from attention_research.training import loop, objectives, results, seeds as seeds_lib
+from attention_research.training import loop, objectives, plots, results, seeds as seeds_lib
 from attention_research.training.config import ExperimentConfig
 from attention_research.training.seeds import Member
 
@@ -57,19 +61,35 @@ def check_variants(cfg: ExperimentConfig, variants: Sequence[str]):
 
 
 def _row_from_runs(variant: str, sweep: str, runs: list[tuple[Member, dict]], result_meta: dict,
-                   seed_mode: str) -> results.Row:
+                   seed_mode: str, attention: dict[Member, dict[str, float]] | None = None) -> results.Row:
   metrics: dict[str, list[float]] = {}
   for _, final in runs:
     for k, v in final.items():
       if k != 'examples' and isinstance(v, (int, float)):
         metrics.setdefault(k, []).append(float(v))
+  stats: dict[str, list[float]] = {}
+  for m, _ in runs:
+    for k, v in (attention or {}).get(m, {}).items():
+      stats.setdefault(k, []).append(float(v))
   return results.Row(variant=variant, sweep=sweep, seeds=[m.seed for m, _ in runs], metrics=metrics,
-                     seed_mode=seed_mode, **result_meta)
+                     seed_mode=seed_mode, attention=stats, **result_meta)
+
+
+def _attention_of_runs(objective, runs, batch, plot_dir: str | None) -> dict[Member, dict[str, float]]:
+  """Attention statistics of every trained member on the fixed example; figures of the first in plot_dir."""
+  out = {}
+  for run, pairs in runs:
+    for i, (m, _) in enumerate(pairs):
+      view = plots.attention_view(objective, run.model(i), batch)
+      out[m] = plots.attention_summary(view)
+      if plot_dir and len(out) == 1:
+        plots.write_figures(view, plot_dir, summary=out[m])
+  return out
 
 
 def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None, seeds: int | None = None,
             seed_mode: str | None = None, sweep: str | None = None, task=None, quiet: bool = False,
-            title: str | None = None, devices=None) -> results.Table:
+            title: str | None = None, devices=None, plot: bool = False) -> results.Table:
   cfg = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_config_dict(config)
   variants = parse_list(variants) or parse_list(cfg.compare.variants)
   seeds = cfg.compare.seeds if seeds is None else seeds
@@ -87,6 +107,8 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
   objective = loop._objective(task, cfg.objective)  # pylint: disable=protected-access
 
   rows: list[results.Row] = []
+  example = None
+  attention_problems: dict[str, list[str]] = {}  # message -> variants, so one cause is one note
   for variant in variants:
     vcfg = variant_config(cfg, variant)
     vdir = os.path.join(workdir, variant)
@@ -103,6 +125,16 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
           run = loop.train_and_evaluate(vcfg, os.path.join(vdir, m.label), members=[m], task=task, quiet=quiet,
                                         devices=devices)
           runs.append((run, [(m, run.final_metrics[0])]))
+      # Statistics and figures are extras: when a model cannot give its weights, the row keeps its metrics.
+      attention = {}
+      try:
+        example = plots.example_batch(task, cfg.data.test_split) if example is None else example
+        attention = _attention_of_runs(objective, runs, example,
+                                       os.path.join(workdir, 'plots', variant) if plot else None)
+      except Exception as e:  # pylint: disable=broad-except
+        attention_problems.setdefault(f'{type(e).__name__}: {e}', []).append(variant)
+        if not quiet:
+          print(f'variant {variant}: no attention statistics or plots: {type(e).__name__}: {e}', flush=True)
       for s in sweeps:
         per_member = [(m, f) for run, pairs in runs for m, f in pairs if m.sweep_label == s]
         mine = [run for run, pairs in runs if any(m.sweep_label == s for m, _ in pairs)]
@@ -110,7 +142,7 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
                     steps_per_second=sum(r.steps_per_second for r in mine) / len(mine),
                     peak_memory_bytes=max(r.peak_memory_bytes for r in mine),
                     compile_seconds=max(r.compile_seconds for r in mine))
-        rows.append(_row_from_runs(variant, s, per_member, meta, seed_mode))
+        rows.append(_row_from_runs(variant, s, per_member, meta, seed_mode, attention))
     except Exception as e:  # pylint: disable=broad-except  (a crashed variant is a row, the rest still run)
       message = f'{type(e).__name__}: {e}'
       os.makedirs(vdir, exist_ok=True)
@@ -126,6 +158,13 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
            'steps/s: training steps per second after compilation (evaluation excluded); peak mem: XLA memory '
            'analysis of the compiled train step (arguments + outputs + temporaries)'
            + (', all vmapped members together.' if seed_mode == 'vmap' else '.')]
+  if any(r.attention for r in rows):
+    notes.append(f'attn entropy: attention entropy normalised by log(#keys each query may see), 0 = one key, '
+                 f'1 = uniform; attn distance: mean |query - key| position distance in self-attention; both '
+                 f'averaged over layers, heads and queries of the first {cfg.data.test_split} example, '
+                 'teacher-forced where there is a decoder.')
+  for message, names in attention_problems.items():
+    notes.append(f'No attention statistics for {", ".join(names)}: {results.one_line(message)}')
   table = results.Table(title=title or cfg.name or cfg.task, rows=rows,
                         metric_names=list(objective.metric_names), notes=notes)
   table.write(workdir)
@@ -159,14 +198,14 @@ def load_config_file(path_with_arg: str):
 
 
 def run_suite(workdir: str, *, entries: Sequence[SuiteEntry] = DEFAULT_SUITE, quiet: bool = False,
-              root: str = '.') -> list[results.Table]:
+              root: str = '.', plot: bool = False) -> list[results.Table]:
   tables = []
   t0 = time.perf_counter()
   for entry in entries:
     config = load_config_file(os.path.join(root, entry.config_path))
     slug = entry.name.split(':')[-1].strip().replace(' ', '_')
     t = time.perf_counter()
-    table = compare(config, os.path.join(workdir, slug), quiet=quiet, title=entry.name)
+    table = compare(config, os.path.join(workdir, slug), quiet=quiet, title=entry.name, plot=plot)
     table.notes.append(f'Wall time of this comparison (data, compilation, training, evaluation): '
                        f'{time.perf_counter() - t:.0f} s.')
     table.write(os.path.join(workdir, slug))

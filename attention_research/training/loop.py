@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -43,11 +43,24 @@ class RunResult:
   resumed_from: int | None = None
   stopped_early: bool = False
   wall_seconds: float = 0.0
+  # The trained models and their objective, for --plot and attention statistics; not written to result.json.
+  objective: Any = dataclasses.field(default=None, repr=False, compare=False, metadata={'json': False})
+  model_of: Callable[[int], Any] | None = dataclasses.field(default=None, repr=False, compare=False,
+                                                             metadata={'json': False})
 
   def to_json(self) -> dict:
-    d = dataclasses.asdict(self)
+    # Field by field, not dataclasses.asdict, which would deep-copy the models and the task's data.
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get('json', True)}
     d['members'] = [m.label for m in self.members]
     return d
+
+  def model(self, member: int = 0):
+    """The trained model of one member (its index in `members`)."""
+    if self.model_of is None:
+      raise ValueError('this RunResult holds no trained models.')
+    if not 0 <= member < len(self.members):
+      raise ValueError(f'member {member} is out of range for {len(self.members)} members.')
+    return self.model_of(member)
 
 
 def load_task(cfg: ExperimentConfig):
@@ -268,7 +281,7 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
       members=members, final_metrics=final, num_params=num_params, steps=step,
       steps_per_second=progress.steps_per_second, compile_seconds=train_step.compile_seconds,
       peak_memory_bytes=train_step.memory_bytes, workdir=os.path.abspath(workdir), resumed_from=resumed_from,
-      stopped_early=stopped, wall_seconds=time.perf_counter() - t_start)
+      stopped_early=stopped, wall_seconds=time.perf_counter() - t_start, objective=objective, model_of=model_of)
   if not stopped:
     with open(os.path.join(workdir, 'result.json'), 'w') as f:
       json.dump(result.to_json(), f, indent=1, default=str)

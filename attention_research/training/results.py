@@ -2,7 +2,8 @@
 
 Parameters are compared with the first row; a difference over 10% is flagged, following Long Range
 Arena's rule that compared models should have similar parameter counts. A crashed variant is a row
-with its error. Written as results.md, results.csv and results.json.
+with its error. Rows may carry attention statistics (per seed, like metrics); their columns appear after the
+others when any row has them. Written as results.md, results.csv and results.json.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 PARAM_TOLERANCE = 0.10
+# Attention statistics a row may carry (see training.plots), with their Markdown headers.
+ATTENTION_COLUMNS = (('attn_normalised_entropy', 'attn entropy'), ('attn_mean_distance', 'attn distance'))
 
 
 @dataclasses.dataclass
@@ -32,6 +35,7 @@ class Row:
   compile_seconds: float | None = None
   seed_mode: str = ''
   error: str | None = None
+  attention: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # per seed, ATTENTION_COLUMNS
 
   @property
   def label(self) -> str:
@@ -51,6 +55,11 @@ class Table:
       return None
     return (row.params - base) / base
 
+  @property
+  def attention_names(self) -> list[str]:
+    """The attention statistics some row has, in ATTENTION_COLUMNS order."""
+    return [k for k, _ in ATTENTION_COLUMNS if any(k in r.attention for r in self.rows)]
+
   def to_json(self) -> dict:
     rows = []
     for r in self.rows:
@@ -58,24 +67,27 @@ class Table:
       d['params_diff'] = self.params_diff(r)
       d['params_flag'] = _flag(d['params_diff'])
       d['summary'] = {k: mean_std(v) for k, v in r.metrics.items()}
+      d['attention_summary'] = {k: mean_std(v) for k, v in r.attention.items()}
       rows.append(d)
     return {'title': self.title, 'metric_names': self.metric_names, 'notes': self.notes, 'rows': rows}
 
   def markdown(self) -> str:
     n_seeds = max((len(r.seeds) for r in self.rows), default=0)
     over = f'mean ± std over {n_seeds} seeds' if n_seeds > 1 else '1 seed'
+    attention = self.attention_names
     head = (['variant', 'params', 'Δ params'] + [f'{m} {"↑" if d == "max" else "↓"}' for m, d in self.metric_names]
-            + ['steps/s', 'peak mem (MiB)', 'compile (s)'])
+            + ['steps/s', 'peak mem (MiB)', 'compile (s)'] + [dict(ATTENTION_COLUMNS)[k] for k in attention])
     lines = [f'### {self.title}', '', f'Metrics: {over}.', '',
              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in self.rows:
       if r.error:
-        cells = [r.label, _int(r.params), '', f'**crashed**: {_one_line(r.error)}'] + [''] * (len(head) - 4)
+        cells = [r.label, _int(r.params), '', f'**crashed**: {one_line(r.error)}'] + [''] * (len(head) - 4)
       else:
         diff = self.params_diff(r)
         cells = ([r.label, _int(r.params), _pct(diff)]
                  + [_fmt_ms(r.metrics.get(m)) for m, _ in self.metric_names]
-                 + [_num(r.steps_per_second, 1), _num(_mib(r.peak_memory_bytes), 2), _num(r.compile_seconds, 1)])
+                 + [_num(r.steps_per_second, 1), _num(_mib(r.peak_memory_bytes), 2), _num(r.compile_seconds, 1)]
+                 + [_fmt_ms(r.attention.get(k)) for k in attention])
       lines.append('| ' + ' | '.join(cells) + ' |')
     if any(_flag(self.params_diff(r)) for r in self.rows):
       lines += ['', f'⚠ parameter count differs from the first row by more than {PARAM_TOLERANCE:.0%}.']
@@ -86,17 +98,23 @@ class Table:
     out = io.StringIO()
     w = csv.writer(out)
     names = [m for m, _ in self.metric_names]
+    attention = self.attention_names
     w.writerow(['variant', 'sweep', 'seeds', 'params', 'params_diff', 'params_flag']
                + [f'{m}_{s}' for m in names for s in ('mean', 'std')]
-               + ['steps_per_second', 'peak_memory_mib', 'compile_seconds', 'seed_mode', 'error'])
+               + ['steps_per_second', 'peak_memory_mib', 'compile_seconds', 'seed_mode', 'error']
+               + [f'{k}_{s}' for k in attention for s in ('mean', 'std')])
     for r in self.rows:
       diff = self.params_diff(r)
       stats = []
       for m in names:
         mean, std = mean_std(r.metrics.get(m))
         stats += [mean, std]
+      extra = []
+      for k in attention:
+        extra += list(mean_std(r.attention.get(k)))
       w.writerow([r.variant, r.sweep, len(r.seeds), r.params, diff, _flag(diff)] + stats
-                 + [r.steps_per_second, _mib(r.peak_memory_bytes), r.compile_seconds, r.seed_mode, r.error or ''])
+                 + [r.steps_per_second, _mib(r.peak_memory_bytes), r.compile_seconds, r.seed_mode, r.error or '']
+                 + extra)
     return out.getvalue()
 
   def write(self, directory: str) -> dict[str, str]:
@@ -155,7 +173,7 @@ def _mib(b) -> float | None:
   return None if not b else b / 2**20
 
 
-def _one_line(text: str, limit: int = 160) -> str:
+def one_line(text: str, limit: int = 160) -> str:
   line = ' '.join(str(text).split()).replace('|', '/')
   return line if len(line) <= limit else line[:limit - 1] + '…'
 

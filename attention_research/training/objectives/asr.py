@@ -86,3 +86,28 @@ class SpeechRecognition(base.Objective):
     out = text_metrics(self.info.get('metrics', ('cer', 'wer')), hyps, refs)
     out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)), examples=len(hyps))
     return out
+
+  def _weights_fn(self, model, batch):
+    outputs = model(batch['audio'], batch['audio_lengths'], shift_right(batch['targets'], self.info.get('bos_id', 1)),
+                    deterministic=True, return_weights=True)
+    features, feature_lengths = model.features(batch['audio'], batch['audio_lengths'])
+    return {'weights': outputs['attention_weights'], 'ctc_logits': outputs['ctc_logits'],
+            'frame_lengths': outputs['frame_lengths'], 'features': features, 'feature_lengths': feature_lengths}
+
+  def attention_for_plot(self, model, batch):
+    """Teacher-forced on the reference transcript: tokens against encoder frames, over the spectrogram, with
+    the CTC head's alignment; plus the encoder's and decoder's own attention per layer."""
+    base.check_returns_weights(model)
+    out = self.run_for_plot('asr', model, self._weights_fn, batch)
+    targets = np.asarray(batch['targets'])[0]
+    t = base.real_length(targets, self.info.get('pad_id', 0))
+    f, frames = int(out['frame_lengths'][0]), int(out['feature_lengths'][0])
+    w = out['weights']
+    weights = {'encoder': base.crop_maps(w.get('encoder'), f, f), 'self': base.crop_maps(w.get('self'), t, t),
+               'cross': base.crop_maps(w.get('cross'), t, f)}
+    tokenizer = self.tokenizer_for('targets')
+    return {'kind': 'asr', 'weights': {k: v for k, v in weights.items() if v is not None},
+            'tokens': base.token_labels(tokenizer, targets[:t]), 'token_ids': targets[None, :t],
+            'spectrogram': np.asarray(out['features'])[:, :frames], 'ctc_logits': np.asarray(out['ctc_logits'])[:, :f],
+            'vocab': base.token_labels(tokenizer, np.arange(int(model.cfg.vocab_size))),
+            'blank_id': int(model.cfg.blank_id), 'causal': ('self',), 'cross': ('cross',)}

@@ -8,6 +8,7 @@ metrics. The loop knows nothing else about models.
     model = objective.init_model(model_cfg, seed)     # model_cfg: config.model (with 'name')
     loss, metrics = objective.loss(model, batch, rng) # traced inside the jit-compiled train step
     metrics = objective.evaluate(model, batches)      # python floats
+    view = objective.attention_for_plot(model, batch) # one example's attention, for --plot and statistics
 """
 
 from __future__ import annotations
@@ -125,6 +126,43 @@ def masked_accuracy(logits, labels, weights):
   return (correct * weights).sum() / jnp.maximum(weights.sum(), 1.0)
 
 
+def token_labels(tokenizer, ids) -> list[str]:
+  """One axis label per token id: its piece or word, special tokens by name, the id itself without a tokenizer.
+
+  '$' is escaped because matplotlib reads text between two dollars as mathtext.
+  """
+  ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+  if tokenizer is None:
+    return [str(i) for i in ids]
+  specials = {tokenizer.pad_id: '<pad>', tokenizer.bos_id: '<s>', tokenizer.eos_id: '</s>', tokenizer.unk_id: '<unk>'}
+  to_token = getattr(tokenizer, 'id_to_token', None)
+  out = []
+  for i in ids:
+    # decode() drops specials and stops at EOS, so it cannot name them; id_to_token keeps leading spaces.
+    text = specials.get(i) or (to_token(i) if to_token else tokenizer.decode([i])) or str(i)
+    out.append(text.replace('$', r'\$'))
+  return out
+
+
+def real_length(ids, pad_id: int = 0) -> int:
+  """Positions up to the last non-pad id of one row (batches are right-padded)."""
+  nonpad = np.flatnonzero(np.asarray(ids).reshape(-1) != pad_id)
+  return int(nonpad[-1]) + 1 if nonpad.size else 0
+
+
+def crop_maps(tree, queries: int, keys: int):
+  """Every [..., T, S] array of a weights tree cut to [..., :queries, :keys] (numpy)."""
+  return jax.tree.map(lambda w: np.asarray(w)[..., :queries, :keys], tree)
+
+
+def check_returns_weights(model):
+  """Models that cannot return attention weights fail with a clear error instead of a TypeError in a trace."""
+  params = inspect.signature(type(model).__call__).parameters
+  if 'return_weights' not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    raise NotImplementedError(f'{type(model).__name__} does not return attention weights (its __call__ has no '
+                              'return_weights argument), so there is nothing to plot.')
+
+
 def pad_rows(batch: Batch, rows: int) -> tuple[dict, int]:
   """Pads every array of a batch with zero rows up to `rows` so evaluation compiles once."""
   n = len(next(iter(batch.values())))
@@ -184,6 +222,28 @@ class Objective:
         return fn(nnx.merge(graphdef, state), batch)
       self._jit_cache[key] = jax.jit(pure)
     return self._jit_cache[key], state
+
+  # --- attention of one example (--plot, attention statistics in result tables)
+  def attention_for_plot(self, model: nnx.Module, batch: Batch) -> dict[str, Any]:
+    """The attention of the batch's first example, cropped to its real length.
+
+    Returns a dict with
+      kind, weights: what `analysis.figures_for_run` takes (weights: a tree of numpy [1, ...] maps);
+      any other keyword of figures_for_run: labels (tokens, source_tokens, target_tokens), image, grid, ...;
+      causal: map groups (names as `analysis.maps.split_layer` gives them, e.g. 'self') with a causal mask;
+      cross: map groups whose queries and keys are different sequences (no attention distance);
+      positions: optional {group: (query_positions, key_positions)} for the attention distance.
+    """
+    raise NotImplementedError(f'the {self.kind!r} objective has no attention_for_plot.')
+
+  def run_for_plot(self, name: str, model: nnx.Module, fn: Callable, batch: Batch):
+    """fn(model, batch) compiled once per model structure (seeds of a variant share it), results as numpy."""
+    jitted, state = self.compiled(f'plot_{name}', model, fn)
+    return jax.device_get(jitted(state, {k: np.asarray(v)[:1] for k, v in batch.items()}))
+
+  def tokenizer_for(self, key: str):
+    tokenizers = getattr(self.task, 'tokenizers', None) or {}
+    return tokenizers.get(key) or getattr(self.task, 'tokenizer', None)
 
   def iterate_padded(self, batches: Iterable[Batch]):
     """Yields (device batch padded to a fixed row count, number of real rows)."""

@@ -83,3 +83,20 @@ class Captioning(base.Objective):
     if cells:
       out['attention_hit'] = hits / cells
     return out
+
+  def _alphas_fn(self, model, batch):
+    return model(batch['image'], shift_right(batch['caption'], self.info.get('bos_id', 1)), deterministic=True)[1]
+
+  def attention_for_plot(self, model, batch):
+    """Teacher-forced on the reference caption: each word's attention over the regions, on the image."""
+    alphas = self.run_for_plot('caption', model, self._alphas_fn, batch)  # [1, T, R]
+    caption = np.asarray(batch['caption'])[0]
+    n = base.real_length(caption, self.info.get('pad_id', 0))
+    g = getattr(model.cfg, 'grid', None)
+    out = {'kind': 'captioner', 'weights': np.asarray(alphas)[:, :n],
+           'tokens': base.token_labels(self.tokenizer_for('caption'), caption[:n]),
+           'image': np.asarray(batch['image'])[:1], 'grid': (g, g) if isinstance(g, int) else g,
+           'causal': (), 'cross': ('attention',)}
+    if 'token_cells' in batch and self.info.get('grid'):
+      out.update(token_cells=np.asarray(batch['token_cells'])[:1, :n], cells=int(self.info['grid']))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -34,6 +35,44 @@ def common_defaults(info) -> dict:
 
 def _input(batch):
   return batch['image'] if 'image' in batch else batch['inputs']
+
+
+def _weights_fn(model, batch):
+  return model(_input(batch), deterministic=True, return_weights=True)[1]
+
+
+def encoder_attention(objective: base.Objective, model, batch) -> dict:
+  """Self-attention of every layer of a token Encoder or a ViT, on the batch's first example."""
+  base.check_returns_weights(model)
+  weights = objective.run_for_plot('encoder', model, _weights_fn, batch)
+  if 'image' in batch:
+    return _vit_attention(model, batch, weights)
+  ids = np.asarray(batch['inputs'])[0]
+  n = base.real_length(ids, objective.info.get('pad_id', 0))
+  labels = base.token_labels(objective.tokenizer_for('inputs'), ids[:n])
+  length = next(np.shape(w)[-1] for w in jax.tree.leaves(weights))
+  if length == len(ids) + 1:  # a class token at position 0
+    labels, n = ['<cls>'] + labels, n + 1
+  return {'kind': 'transformer', 'weights': base.crop_maps(weights, n, n), 'tokens': labels, 'causal': (),
+          'cross': ()}
+
+
+def _vit_attention(model, batch, weights) -> dict:
+  cfg = model.cfg
+  (gh, gw), (ph, pw) = cfg.grid, cfg.patch_size
+  patches = [f'{r},{c}' for r in range(gh) for c in range(gw)]
+  length = next(np.shape(w)[-1] for w in jax.tree.leaves(weights))
+  out = {'kind': 'vit', 'weights': weights, 'image': np.asarray(batch['image'])[:1], 'grid': (gh, gw),
+         'causal': (), 'cross': ()}
+  if length == len(patches) + 1:
+    out['tokens'] = ['<cls>'] + patches
+  else:
+    # Without a class token every position is a patch: distances in pixels between patch centres, as in ViT.
+    out['tokens'] = patches
+    centres = np.stack(np.meshgrid((np.arange(gh) + 0.5) * ph, (np.arange(gw) + 0.5) * pw, indexing='ij'),
+                       -1).reshape(-1, 2)
+    out['positions'] = {'self': (centres, centres)}
+  return out
 
 
 class Classification(base.Objective):
@@ -71,6 +110,9 @@ class Classification(base.Objective):
       loss_sum += float(per_row.sum())
       total += n
     return {'accuracy': correct / max(total, 1), 'loss': loss_sum / max(total, 1), 'examples': total}
+
+  def attention_for_plot(self, model, batch):
+    return encoder_attention(self, model, batch)
 
 
 class TokenClassification(base.Objective):
@@ -116,3 +158,6 @@ class TokenClassification(base.Objective):
       rows += n
     return {'accuracy': correct / max(counted, 1), 'exact_match': exact / max(rows, 1),
             'loss': loss_sum / max(counted, 1), 'examples': rows}
+
+  def attention_for_plot(self, model, batch):
+    return encoder_attention(self, model, batch)

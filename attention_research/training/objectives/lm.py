@@ -22,11 +22,15 @@ class LMOptions:
       raise ValueError(f'config.objective.label_smoothing must be in [0, 1), got {self.label_smoothing!r}.')
 
 
-def sequence(batch):
+def sequence_key(batch) -> str:
   for key in SEQUENCE_KEYS:
     if key in batch:
-      return batch[key]
+      return key
   raise ValueError(f'a language-modelling batch needs one of {SEQUENCE_KEYS}; got keys {sorted(batch)}.')
+
+
+def sequence(batch):
+  return batch[sequence_key(batch)]
 
 
 class LanguageModel(base.Objective):
@@ -68,3 +72,18 @@ class LanguageModel(base.Objective):
     loss = float(ce / max(count, 1))
     return {'perplexity': math.exp(min(loss, 50.0)), 'token_accuracy': float(correct / max(count, 1)),
             'loss': loss, 'examples': rows}
+
+  def _weights_fn(self, model, batch):
+    return model(shift_right(sequence(batch), self.info.get('bos_id', 1)), deterministic=True,
+                 return_weights=True)[1]
+
+  def attention_for_plot(self, model, batch):
+    """Causal self-attention per layer over what the model reads: BOS + x[:-1], labelled with those tokens."""
+    base.check_returns_weights(model)
+    weights = self.run_for_plot('lm', model, self._weights_fn, batch)
+    key = sequence_key(batch)
+    x = np.asarray(batch[key])[0]
+    n = base.real_length(x, self.info.get('pad_id', 0))
+    read = np.concatenate([[self.info.get('bos_id', 1)], x[:n - 1]]) if n else x[:0]
+    return {'kind': 'transformer', 'weights': base.crop_maps(weights, n, n),
+            'tokens': base.token_labels(self.tokenizer_for(key), read), 'causal': ('self',), 'cross': ()}

@@ -109,3 +109,28 @@ class Seq2Seq(base.Objective):
     out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)),
                examples=len(hyps))
     return out
+
+  def _weights_fn(self, model, batch):
+    return model(batch['inputs'], shift_right(batch['targets'], self.info.get('bos_id', 1)), deterministic=True,
+                 return_weights=True)[1]
+
+  def attention_for_plot(self, model, batch):
+    """Teacher-forced on the reference: decoder position t is labelled with the word it emits (target t).
+
+    Transformer: {'encoder', 'self' (causal), 'cross'} maps per layer; RNN: its alignment [1, T, S].
+    """
+    base.check_returns_weights(model)
+    weights = self.run_for_plot('seq2seq', model, self._weights_fn, batch)
+    pad = self.info.get('pad_id', 0)
+    src, tgt = np.asarray(batch['inputs'])[0], np.asarray(batch['targets'])[0]
+    s, t = base.real_length(src, pad), base.real_length(tgt, pad)
+    labels = dict(source_tokens=base.token_labels(self.tokenizer_for('inputs'), src[:s]),
+                  target_tokens=base.token_labels(self.tokenizer_for('targets'), tgt[:t]))
+    if not isinstance(weights, dict):  # the RNN's one alignment [B, T, S]
+      return {'kind': 'rnn', 'weights': np.asarray(weights)[:, :t, :s], **labels, 'causal': (),
+              'cross': ('attention',)}
+    cropped = {'encoder': base.crop_maps(weights.get('encoder'), s, s),
+               'self': base.crop_maps(weights.get('self'), t, t),
+               'cross': base.crop_maps(weights.get('cross'), t, s)}
+    return {'kind': 'transformer', 'weights': {k: v for k, v in cropped.items() if v is not None}, **labels,
+            'causal': ('self',), 'cross': ('cross',)}
