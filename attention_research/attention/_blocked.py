@@ -11,11 +11,13 @@ Every query block therefore visits one contiguous run of key blocks, split into 
 entirely visible (no positional mask is formed) and partial blocks at its ends. Blocks outside the band are
 never computed, so causal attention does about half the work and a window of width w costs O(T w).
 
-Layouts inside the kernel (letters of _checks plus nq/nk = number of query/key blocks, bq/bk = their sizes):
-  q  [nq, B, K, G, bq, H]    k [nk, B, K, bk, H]    v [nk, B, K, bk, V]    out [nq, B, K, G, bq, V]
-  lse [nq, B, K, G, bq]      mask/bias [B|1, K|1, G|1, Tp|1, Sp|1] (padded, dims of size 1 kept)
-The G query heads that share a key/value head are stacked as extra rows of one matrix product, so
-grouped-query attention never repeats k or v.
+Layouts inside the kernel (letters of _checks plus nq/nk = number of query/key blocks, bq/bk = their sizes,
+R = G * bq rows of one query block):
+  q  [nq, B*K, R, H]    k [nk, B*K, bk, H]    v [nk, B*K, bk, V]    out [nq, B*K, R, V]    lse [nq, B*K, R]
+  mask/bias [B|1, K|1, G|1, Tp|1, Sp|1] (padded, dims of size 1 kept)
+Every matrix product is one batched 3-d dot_general: heads are its batch, and the G query heads that share a
+key/value head are stacked as extra rows, so grouped-query attention never repeats k or v and XLA needs no
+transposes or copies of the score blocks (5-d einsums cost a copy of every score block on the CPU).
 """
 
 from __future__ import annotations
@@ -36,17 +38,21 @@ MASK_VALUE = _checks.MASK_VALUE
 DEAD_LSE = -MASK_VALUE
 UNBOUNDED = 1 << 30
 
-# Block sizes measured on a 2-core CPU (see experiments/benchmark.py): score blocks of this size keep the
-# inner matrix products efficient and the [heads, bq, bk] temporaries inside the last-level cache.
-DEFAULT_BLOCK_Q = 512
-DEFAULT_BLOCK_K = 512
-# Upper bound on the elements of one score block across all heads; larger batches get smaller blocks.
-MAX_BLOCK_ELEMENTS = 8 * 512 * 512
+# Block sizes measured with experiments/benchmark.py on a 2-core CPU (B=1, N=8, H=64, float32). XLA's CPU
+# matmuls run on one core below about 8 x 512 x 256 scores per product, so a score block spans about
+# BLOCK_ELEMENTS scores across all heads: 512 x 512 for 8 heads, smaller for more heads. Blocks stay at most
+# MAX_BLOCK on a side so that the temporaries of few-head calls stay small (a few blocks of scores).
+DEFAULT_BLOCK = 512
+BLOCK_ELEMENTS = 8 * 512 * 512
+MIN_BLOCK, MAX_BLOCK = 64, 512
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  """Static description of one call: lengths, block sizes, the visible band and the block schedule."""
+  """Static description of one call: shapes, block sizes, the visible band and the block schedule."""
+  B: int
+  K: int
+  G: int
   T: int
   S: int
   bq: int
@@ -93,29 +99,34 @@ def _runs(line):
   return (lo, a, b, hi)
 
 
-def _pick_block(length, requested, default, max_block):
+def _pick_block(length, requested, default):
   if requested is not None:
     if requested < 1:
       raise ValueError(f'block sizes must be >= 1; got {requested}.')
     return min(int(requested), length)
-  n = -(-length // min(default, max_block))
+  n = -(-length // default)
   block = -(-length // n)
   return block if n == 1 else -(-block // 8) * 8  # spread the padding thinly, keep rows aligned
 
 
 def make_plan(d: _checks.Dims, *, scale, scale_q, left=UNBOUNDED, right=UNBOUNDED, block_q=None,
               block_k=None) -> Plan:
-  rows_per_block = d.B * d.N
-  # Keep one score block across all heads around MAX_BLOCK_ELEMENTS; never below 64 x 64.
-  max_side = max(64, int(math.sqrt(MAX_BLOCK_ELEMENTS / max(rows_per_block, 1))) // 8 * 8)
-  bq = _pick_block(d.T, block_q, DEFAULT_BLOCK_Q, max_side)
-  bk = _pick_block(d.S, block_k, DEFAULT_BLOCK_K, max_side)
-  nq, nk = -(-d.T // bq), -(-d.S // bk)
+  heads = d.B * d.N
   left, right = min(left, UNBOUNDED), min(right, UNBOUNDED)
+  side = min(max(int(math.sqrt(BLOCK_ELEMENTS / heads)) // 8 * 8, MIN_BLOCK), MAX_BLOCK)
+  bq = _pick_block(d.T, block_q, side)
+  # Short queries (decoding) that see every key before them take wide key blocks, or all keys in one block.
+  wide = bq < side and left >= d.S and (right >= d.S or right == 0)
+  wide_side = max(side, min(BLOCK_ELEMENTS // (heads * bq), 8 * MAX_BLOCK) // 8 * 8) if wide else side
+  if block_k is None and wide and heads * bq * d.S <= BLOCK_ELEMENTS:
+    bk = d.S  # no online rescaling at all
+  else:
+    bk = _pick_block(d.S, block_k, wide_side)
+  nq, nk = -(-d.T // bq), -(-d.S // bk)
   table = _block_table(d.T, d.S, bq, bk, nq, nk, left, right)
   rows = tuple(_runs(table[i]) for i in range(nq))
   cols = tuple(_runs(table[:, j]) for j in range(nk))
-  return Plan(d.T, d.S, bq, bk, nq, nk, left, right, float(scale), scale_q, rows, cols)
+  return Plan(d.B, d.K, d.G, d.T, d.S, bq, bk, nq, nk, left, right, float(scale), scale_q, rows, cols)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -131,22 +142,24 @@ def _pad_axis(x, axis, size):
 
 
 def to_blocks_q(q, d: _checks.Dims, p: Plan):
-  """[..., T, N, H] -> [nq, B, K, G, bq, H]."""
+  """[..., T, N, H] -> [nq, B*K, G*bq, H]."""
   q = _pad_axis(_checks.flatten_batch(q, d), 1, p.nq * p.bq)
-  q = q.reshape(d.B, p.nq, p.bq, d.K, d.G, q.shape[-1])
-  return q.transpose(1, 0, 3, 4, 2, 5)
+  q = q.reshape(d.B, p.nq, p.bq, d.K, d.G, q.shape[-1]).transpose(1, 0, 3, 4, 2, 5)
+  return q.reshape(p.nq, d.B * d.K, d.G * p.bq, q.shape[-1])
 
 
 def from_blocks_q(o, d: _checks.Dims, p: Plan):
-  """[nq, B, K, G, bq, V] -> [..., T, N, V]."""
-  o = o.transpose(1, 0, 4, 2, 3, 5).reshape(d.B, p.nq * p.bq, d.N, o.shape[-1])
+  """[nq, B*K, G*bq, V] -> [..., T, N, V]."""
+  o = o.reshape(p.nq, d.B, d.K, d.G, p.bq, o.shape[-1]).transpose(1, 0, 4, 2, 3, 5)
+  o = o.reshape(d.B, p.nq * p.bq, d.N, o.shape[-1])
   return _checks.unflatten_batch(o[:, :d.T], d)
 
 
 def to_blocks_kv(x, d: _checks.Dims, p: Plan):
-  """[..., S, K, H] -> [nk, B, K, bk, H]."""
+  """[..., S, K, H] -> [nk, B*K, bk, H]."""
   x = _pad_axis(_checks.flatten_batch(x, d), 1, p.nk * p.bk)
-  return x.reshape(d.B, p.nk, p.bk, d.K, x.shape[-1]).transpose(1, 0, 3, 2, 4)
+  x = x.reshape(d.B, p.nk, p.bk, d.K, x.shape[-1]).transpose(1, 0, 3, 2, 4)
+  return x.reshape(p.nk, d.B * d.K, p.bk, x.shape[-1])
 
 
 def to_blocks_mask(x, d: _checks.Dims, p: Plan):
@@ -182,20 +195,29 @@ def _band(i, j, p: Plan):
   return ok
 
 
+# Batched matrix products over the leading (head) axis, accumulating in float32.
+def _dot(a, b, contract_a, contract_b):
+  return lax.dot_general(a, b, (((contract_a,), (contract_b,)), ((0,), (0,))),
+                         preferred_element_type=jnp.float32)
+
+
 def _scores(q_i, k_j, i, j, mask, bias, p: Plan, positional: bool):
-  """Float32 scores of block (i, j): [B, K, G, bq, bk], masked entries at MASK_VALUE."""
-  s = jnp.einsum('bkgqh,bksh->bkgqs', q_i, k_j, preferred_element_type=jnp.float32)
+  """Float32 scores of block (i, j): [B*K, R, bk], masked entries at MASK_VALUE."""
+  s = _dot(q_i, k_j, 2, 2)
   if not p.scale_q:
     s = s * jnp.float32(p.scale)
+  if mask is None and bias is None and not positional:
+    return s
+  s5 = s.reshape(p.B, p.K, p.G, p.bq, p.bk)  # a bitcast: the mask and bias have these axes
   if bias is not None:
-    s = s + _block_of(bias, i, j, p).astype(jnp.float32)
+    s5 = s5 + _block_of(bias, i, j, p).astype(jnp.float32)
   keep = None if mask is None else _block_of(mask, i, j, p)
   if positional:
     band = _band(i, j, p)
     keep = band if keep is None else keep & band
   if keep is not None:
-    s = jnp.where(keep, s, MASK_VALUE)
-  return s
+    s5 = jnp.where(keep, s5, MASK_VALUE)
+  return s5.reshape(s.shape)
 
 
 def _loop(lo, hi, body, carry):
@@ -221,8 +243,8 @@ def _runs_for(table, index):
 
 
 def _forward(q, k, v, mask, bias, p: Plan):
-  """Returns out [nq, B, K, G, bq, V] (v's dtype) and lse [nq, B, K, G, bq] (float32)."""
-  B, K, G, bq, _ = q.shape[1:]
+  """Returns out [nq, B*K, R, V] (v's dtype) and lse [nq, B*K, R] (float32)."""
+  BK, R, _ = q.shape[1:]
   V = v.shape[-1]
 
   def q_block(i, q_i):
@@ -233,19 +255,18 @@ def _forward(q, k, v, mask, bias, p: Plan):
       e = jnp.exp(s - m_new[..., None])
       alpha = jnp.exp(m - m_new)
       l = alpha * l + jnp.sum(e, axis=-1)
-      pv = jnp.einsum('bkgqs,bksv->bkgqv', e.astype(v.dtype), v[j], preferred_element_type=jnp.float32)
-      return m_new, l, alpha[..., None] * acc + pv
+      return m_new, l, alpha[..., None] * acc + _dot(e.astype(v.dtype), v[j], 2, 1)
 
     lo, a, b, hi = _runs_for(p.rows, i)
-    carry = (jnp.full((B, K, G, bq), MASK_VALUE, jnp.float32), jnp.zeros((B, K, G, bq), jnp.float32),
-             jnp.zeros((B, K, G, bq, V), jnp.float32))
+    carry = (jnp.full((BK, R), MASK_VALUE, jnp.float32), jnp.zeros((BK, R), jnp.float32),
+             jnp.zeros((BK, R, V), jnp.float32))
     carry = _loop(lo, a, functools.partial(step, True), carry)
     carry = _loop(a, b, functools.partial(step, False), carry)
     m, l, acc = _loop(b, hi, functools.partial(step, True), carry)
     # A row whose keys are all masked keeps m at MASK_VALUE: it returns zeros (and DEAD_LSE for the VJP).
     alive = m > 0.5 * MASK_VALUE
     l_safe = jnp.where(alive, l, 1.0)
-    out = jnp.where(alive[..., None], acc / l_safe[..., None], 0.0)
+    out = jnp.where(alive[..., None], acc * (1.0 / l_safe)[..., None], 0.0)
     lse = jnp.where(alive, m + jnp.log(l_safe), DEAD_LSE)
     return out.astype(v.dtype), lse
 
@@ -268,7 +289,7 @@ def _reduce_to(x, shape):
 
 def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
   dt = q.dtype
-  delta = jnp.sum(g.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # [nq, B, K, G, bq]
+  delta = jnp.sum(g.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # [nq, B*K, R]
   g = g.astype(v.dtype)
   dq0 = jnp.zeros(q.shape, jnp.float32)
   dbias0 = None if bias is None else jnp.zeros(bias.shape, jnp.float32)
@@ -285,19 +306,19 @@ def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
       q_i, g_i = q[i], g[i]
       s = _scores(q_i, k_j, i, j, mask, bias, p, positional)
       pr = jnp.exp(s - lse[i][..., None])
-      dv = dv + jnp.einsum('bkgqs,bkgqv->bksv', pr.astype(v.dtype), g_i, preferred_element_type=jnp.float32)
-      dp = jnp.einsum('bkgqv,bksv->bkgqs', g_i, v_j, preferred_element_type=jnp.float32)
+      dv = dv + _dot(pr.astype(v.dtype), g_i, 1, 1)
+      dp = _dot(g_i, v_j, 2, 2)
       ds = pr * (dp - delta[i][..., None])  # d loss / d score (after scale and bias)
       if dbias is not None:
         starts = (0, 0, 0, 0 if bias.shape[3] == 1 else i * p.bq, 0 if bias.shape[4] == 1 else j * p.bk)
-        upd = lax.dynamic_slice(dbias, starts, bias_block) + _reduce_to(ds, bias_block)
+        ds5 = ds.reshape(p.B, p.K, p.G, p.bq, p.bk)
+        upd = lax.dynamic_slice(dbias, starts, bias_block) + _reduce_to(ds5, bias_block)
         dbias = lax.dynamic_update_slice(dbias, upd, starts)
       if not p.scale_q:
         ds = ds * jnp.float32(p.scale)
       ds = ds.astype(dt)
-      dk = dk + jnp.einsum('bkgqs,bkgqh->bksh', ds, q_i, preferred_element_type=jnp.float32)
-      dq_i = jnp.einsum('bkgqs,bksh->bkgqh', ds, k_j, preferred_element_type=jnp.float32)
-      dq = lax.dynamic_update_index_in_dim(dq, dq[i] + dq_i, i, 0)
+      dk = dk + _dot(ds, q_i, 1, 1)
+      dq = lax.dynamic_update_index_in_dim(dq, dq[i] + _dot(ds, k_j, 2, 1), i, 0)
       return dk, dv, dq, dbias
 
     lo, a, b, hi = _runs_for(p.cols, j)
@@ -305,12 +326,12 @@ def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
     c = _loop(lo, a, functools.partial(step, True), c)
     c = _loop(a, b, functools.partial(step, False), c)
     dk, dv, dq, dbias = _loop(b, hi, functools.partial(step, True), c)
-    return (dq, dbias), (dk.astype(k.dtype), dv.astype(v.dtype))
+    return (dq, dbias), (dk, dv)
 
   (dq, dbias), (dk, dv) = lax.scan(k_block, (dq0, dbias0), jnp.arange(p.nk))
   if dbias is not None:
     dbias = dbias.astype(bias.dtype)
-  return dq.astype(dt), dk, dv, dbias
+  return dq.astype(dt), dk.astype(k.dtype), dv.astype(v.dtype), dbias
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))

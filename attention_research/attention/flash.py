@@ -2,12 +2,44 @@
 
 Equal to `dot_product` (values and gradients) up to float rounding; see `_blocked` for the kernel. Causal
 attention skips the key blocks above the diagonal instead of computing and masking them.
+
+On a GPU, half-precision inputs that cuDNN's fused attention accepts go to
+`jax.nn.dot_product_attention(implementation='cudnn')`; everything else, and every CPU call, runs the
+blocked kernel.
 """
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
+
 from attention_research.attention import _blocked, _checks
 from attention_research.attention.dot_product import reference
+
+# cuDNN's fused attention: 16-bit inputs, head sizes up to 128 in steps of 8.
+_CUDNN_DTYPES = (jnp.float16, jnp.bfloat16)
+_CUDNN_MAX_HEAD = 128
+
+
+def _cudnn_fits(q, k, v, d: _checks.Dims, mask, bias, is_causal, block_q, block_k) -> bool:
+  """True where cuDNN computes exactly what the blocked kernel would (checked when tracing)."""
+  if jax.default_backend() != 'gpu' or block_q is not None or block_k is not None:
+    return False
+  if not all(x.dtype == q.dtype for x in (k, v)) or q.dtype not in _CUDNN_DTYPES:
+    return False
+  if q.ndim != 4 or d.H != d.V or d.H % 8 or d.H > _CUDNN_MAX_HEAD:
+    return False
+  # A mask can empty a row, which must give zeros here; jax.nn's causal mask is top-left aligned, which is
+  # ours (queries are the last T keys) only when T == S.
+  return mask is None and (bias is None or bias.ndim == 4) and (not is_causal or d.T == d.S)
+
+
+def _cudnn(q, k, v, bias, is_causal, scale, d: _checks.Dims):
+  try:
+    return jax.nn.dot_product_attention(q, k, v, bias=bias, is_causal=is_causal,
+                                        scale=_checks.default_scale(scale, d.H), implementation='cudnn')
+  except (NotImplementedError, ValueError, RuntimeError):  # this cuDNN rejects the shapes: use the kernel
+    return None
 
 
 def flash(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_weights=False,
@@ -30,5 +62,9 @@ def flash(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_
   mask, bias = _checks.check_mask_bias(mask, bias, d)
   if return_weights:
     return reference(q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale, return_weights=True)
+  if _cudnn_fits(q, k, v, d, mask, bias, is_causal, block_q, block_k):
+    out = _cudnn(q, k, v, bias, is_causal, scale, d)
+    if out is not None:
+      return out
   return _blocked.blocked_attention(q, k, v, d, mask=mask, bias=bias, scale=scale, is_causal=is_causal,
                                     block_q=block_q, block_k=block_k)

@@ -133,6 +133,7 @@ def argmax_consistent(logits, generated):
     (dict(d_model=12, num_heads=4, num_kv_heads=None, positional='rope'), tr.Encoder, 'head size.* 3'),
     (dict(d_model=15, num_heads=3, num_kv_heads=None), tr.Encoder, 'd_model=15'),
     (dict(num_encoder_layers=0), tr.Encoder, 'num_encoder_layers'),
+    (dict(cross_attention='local'), tr.EncoderDecoder, "'local'.*cannot be a cross-attention"),
 ])
 def test_bad_configs_raise_value_error_naming_the_value(kw, model, offending):
   with pytest.raises(ValueError, match=offending):
@@ -312,10 +313,13 @@ def test_every_variant_runs_through_every_model(variant):
                        rngs=nnx.Rngs(0))
   loss_and_finite_grads(encoder, lambda m, x: (xent(m(x), jnp.arange(2)), None), src)
 
-  # Self-attention too when it can be causal; cross-attention always (it needs only key padding).
+  # Self-attention too when it can be causal; cross-attention whenever the variant has a cross form
+  # (local's window relates positions of one sequence, so it has none).
+  cross = attention.get(variant).cross
   seq2seq = tr.EncoderDecoder(config(attention=variant if causal else 'dot_product',
-                                     attention_options=opts if causal else {}, cross_attention=variant,
-                                     cross_attention_options=opts), rngs=nnx.Rngs(0))
+                                     attention_options=opts if causal else {},
+                                     cross_attention=variant if cross else 'dot_product',
+                                     cross_attention_options=opts if cross else {}), rngs=nnx.Rngs(0))
   loss_fn = lambda m, s, t: (xent(m(s, shift_right(t)), t, t != PAD), None)  # noqa: E731
   loss_and_finite_grads(seq2seq, loss_fn, src, tgt)
   real = (shift_right(tgt) != PAD)[..., None]  # the cache holds no target padding mask
