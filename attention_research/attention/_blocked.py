@@ -279,10 +279,40 @@ def _forward(q, k, v, mask, bias, p: Plan):
 # ----------------------------------------------------------------------------------------------------------
 # Backward: key blocks in the outer loop (dk, dv accumulate locally), query blocks inside (dq accumulates in
 # a carried [nq, ...] buffer updated in place).
+#
+# The backward works on transposed score blocks [B*K, bk, R]. XLA's CPU matmul wants the contracted axis
+# of its left operand last and that of its right operand first; a score block contracted over its other
+# axis is copied first, which cost about as much as the product itself. In this orientation every product
+# with a score block takes it as is: dv and dk contract over the rows R (its last axis) and dq is formed
+# transposed, k^T [H, bk] @ ds^T [bk, R], from k blocks transposed once per call.
+
+
+def _transpose_block(x):
+  """A mask/bias block [B|1, K|1, G|1, bq|1, bk|1] -> [B|1, K|1, bk|1, G|1, bq|1]."""
+  return jnp.transpose(x, (0, 1, 4, 2, 3))
+
+
+def _scores_t(q_i, k_j, i, j, mask, bias, p: Plan, positional: bool):
+  """Float32 transposed scores of block (i, j): [B*K, bk, R], masked entries at MASK_VALUE."""
+  s = _dot(k_j, q_i, 2, 2)
+  if not p.scale_q:
+    s = s * jnp.float32(p.scale)
+  if mask is None and bias is None and not positional:
+    return s
+  s5 = s.reshape(p.B, p.K, p.bk, p.G, p.bq)  # a bitcast: rows R are (G, bq)
+  if bias is not None:
+    s5 = s5 + _transpose_block(_block_of(bias, i, j, p)).astype(jnp.float32)
+  keep = None if mask is None else _transpose_block(_block_of(mask, i, j, p))
+  if positional:
+    band = _band(i, j, p).T[:, None, :]  # [bk, 1, bq]
+    keep = band if keep is None else keep & band
+  if keep is not None:
+    s5 = jnp.where(keep, s5, MASK_VALUE)
+  return s5.reshape(s.shape)
 
 
 def _reduce_to(x, shape):
-  """Sums x [B, K, G, bq, bk] over the axes where `shape` has size 1."""
+  """Sums x over the axes where `shape` has size 1."""
   axes = tuple(ax for ax, (have, want) in enumerate(zip(x.shape, shape)) if want == 1 and have != 1)
   return jnp.sum(x, axis=axes, keepdims=True) if axes else x
 
@@ -291,47 +321,50 @@ def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
   dt = q.dtype
   delta = jnp.sum(g.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # [nq, B*K, R]
   g = g.astype(v.dtype)
-  dq0 = jnp.zeros(q.shape, jnp.float32)
+  k_t = jnp.swapaxes(k, 2, 3)  # [nk, B*K, H, bk]
+  dq_t0 = jnp.zeros(q.shape[:2] + (q.shape[3], q.shape[2]), jnp.float32)  # [nq, B*K, H, R]
   dbias0 = None if bias is None else jnp.zeros(bias.shape, jnp.float32)
   bias_block = None if bias is None else tuple(
       [bias.shape[0], bias.shape[1], bias.shape[2], 1 if bias.shape[3] == 1 else p.bq,
        1 if bias.shape[4] == 1 else p.bk])
 
   def k_block(carry, j):
-    dq, dbias = carry
-    k_j, v_j = k[j], v[j]
+    dq_t, dbias = carry
+    k_j, v_j, k_t_j = k[j], v[j], k_t[j]
 
     def step(positional, i, c):
-      dk, dv, dq, dbias = c
+      dk, dv, dq_t, dbias = c
       q_i, g_i = q[i], g[i]
-      s = _scores(q_i, k_j, i, j, mask, bias, p, positional)
-      pr = jnp.exp(s - lse[i][..., None])
-      dv = dv + _dot(pr.astype(v.dtype), g_i, 1, 1)
-      dp = _dot(g_i, v_j, 2, 2)
-      ds = pr * (dp - delta[i][..., None])  # d loss / d score (after scale and bias)
+      s = _scores_t(q_i, k_j, i, j, mask, bias, p, positional)
+      pr = jnp.exp(s - lse[i][:, None, :])
+      dv = dv + _dot(pr.astype(v.dtype), g_i, 2, 1)
+      dp = _dot(v_j, g_i, 2, 2)
+      ds = pr * (dp - delta[i][:, None, :])  # d loss / d score (after scale and bias)
       if dbias is not None:
         starts = (0, 0, 0, 0 if bias.shape[3] == 1 else i * p.bq, 0 if bias.shape[4] == 1 else j * p.bk)
-        ds5 = ds.reshape(p.B, p.K, p.G, p.bq, p.bk)
-        upd = lax.dynamic_slice(dbias, starts, bias_block) + _reduce_to(ds5, bias_block)
+        ds5 = ds.reshape(p.B, p.K, p.bk, p.G, p.bq)
+        b0, b1, b2, b3, b4 = bias_block
+        ds5 = jnp.transpose(_reduce_to(ds5, (b0, b1, b4, b2, b3)), (0, 1, 3, 4, 2))  # back to bias layout
+        upd = lax.dynamic_slice(dbias, starts, bias_block) + ds5
         dbias = lax.dynamic_update_slice(dbias, upd, starts)
       if not p.scale_q:
         ds = ds * jnp.float32(p.scale)
       ds = ds.astype(dt)
-      dk = dk + _dot(ds, q_i, 1, 1)
-      dq = lax.dynamic_update_index_in_dim(dq, dq[i] + _dot(ds, k_j, 2, 1), i, 0)
-      return dk, dv, dq, dbias
+      dk = dk + _dot(ds, q_i, 2, 1)
+      dq_t = lax.dynamic_update_index_in_dim(dq_t, dq_t[i] + _dot(k_t_j, ds, 2, 1), i, 0)
+      return dk, dv, dq_t, dbias
 
     lo, a, b, hi = _runs_for(p.cols, j)
-    c = (jnp.zeros(k_j.shape, jnp.float32), jnp.zeros(v_j.shape, jnp.float32), dq, dbias)
+    c = (jnp.zeros(k_j.shape, jnp.float32), jnp.zeros(v_j.shape, jnp.float32), dq_t, dbias)
     c = _loop(lo, a, functools.partial(step, True), c)
     c = _loop(a, b, functools.partial(step, False), c)
-    dk, dv, dq, dbias = _loop(b, hi, functools.partial(step, True), c)
-    return (dq, dbias), (dk, dv)
+    dk, dv, dq_t, dbias = _loop(b, hi, functools.partial(step, True), c)
+    return (dq_t, dbias), (dk, dv)
 
-  (dq, dbias), (dk, dv) = lax.scan(k_block, (dq0, dbias0), jnp.arange(p.nk))
+  (dq_t, dbias), (dk, dv) = lax.scan(k_block, (dq_t0, dbias0), jnp.arange(p.nk))
   if dbias is not None:
     dbias = dbias.astype(bias.dtype)
-  return dq.astype(dt), dk.astype(k.dtype), dv.astype(v.dtype), dbias
+  return jnp.swapaxes(dq_t, 2, 3).astype(dt), dk.astype(k.dtype), dv.astype(v.dtype), dbias
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))

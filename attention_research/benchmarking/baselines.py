@@ -7,6 +7,8 @@ made before timing starts.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,6 +36,10 @@ def with_backward(fn, cotangent):
 
 
 def torch_module():
+  # Timings interleave torch and XLA calls on the same cores. OpenMP's default lets torch's idle threads
+  # spin after every call, which took CPU from the XLA call timed next (flash forward at 4096: 88 instead
+  # of 137 GFLOP/s); passive waiting keeps each side's time its own. It must be set before torch loads.
+  os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
