@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from attention_research import attention
+from tests.attention import inputs
+from tests.attention.inputs import normal, out_and_grads
 
 bs = importlib.import_module('attention_research.attention.block_sparse')
 
@@ -17,23 +19,8 @@ block_sparse = jax.jit(bs.block_sparse, static_argnames=_PATTERN + ('is_causal',
 dot_product = jax.jit(attention.dot_product, static_argnames=('is_causal', 'return_weights'))
 
 
-def _normal(seed, shape):
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
-
-
-def _qkv(T=24, S=24, N=4, K=2, H=8, V=6, batch=(2,), seed=0):
-  return _normal(seed, batch + (T, N, H)), _normal(seed + 1, batch + (S, K, H)), _normal(seed + 2, batch + (S, K, V))
-
-
-def _out_and_grads(fn, q, k, v, **kw):
-  ct = _normal(9, q.shape[:-1] + v.shape[-1:])
-
-  def loss(q, k, v):
-    out = fn(q, k, v, **kw)
-    return jnp.sum(out * ct), out
-
-  (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(q, k, v)
-  return out, grads
+def _qkv(T=24, S=24, **kw):
+  return inputs.qkv(T, S, **kw)
 
 
 @pytest.mark.parametrize('T,S,pattern,is_causal', [
@@ -48,12 +35,12 @@ def test_equals_dot_product_with_its_mask_values_and_grads(T, S, pattern, is_cau
   opts = dict(zip(_PATTERN, pattern + (3,)))
   rng = np.random.default_rng(5)
   mask = jnp.asarray(rng.random((2, 4, T, S)) < 0.8)
-  bias = _normal(6, (1, 4, T, S))
+  bias = normal(6, (1, 4, T, S))
   full = jnp.logical_and(mask, bs.block_sparse_mask(T, S, **opts, is_causal=is_causal))
   assert not np.all(np.asarray(bs.block_sparse_mask(T, S, **opts, is_causal=False)))  # really sparse
-  out, grads = _out_and_grads(functools.partial(bs.block_sparse, **opts), q, k, v, mask=mask, bias=bias,
+  out, grads = out_and_grads(functools.partial(bs.block_sparse, **opts), q, k, v, mask=mask, bias=bias,
                               is_causal=is_causal)
-  want, want_grads = _out_and_grads(attention.reference, q, k, v, mask=full, bias=bias)
+  want, want_grads = out_and_grads(attention.reference, q, k, v, mask=full, bias=bias)
   np.testing.assert_allclose(out, want, atol=1e-5, rtol=1e-5)
   for a, b in zip(grads, want_grads):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
@@ -103,7 +90,7 @@ def test_grouped_query_equals_repeated_kv_heads():
 def test_fully_masked_rows_zero_with_finite_grads():
   q, k, v = _qkv()
   m = jnp.ones((2, 1, 24, 24), bool).at[1, :, 5].set(False).at[0].set(False)
-  out, grads = _out_and_grads(bs.block_sparse, q, k, v, block_size=4, mask=m)
+  out, grads = out_and_grads(bs.block_sparse, q, k, v, block_size=4, mask=m)
   assert np.all(np.asarray(out[0]) == 0) and np.all(np.asarray(out[1, 5]) == 0)
   assert all(np.all(np.isfinite(g)) for g in grads)
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from attention_research import attention
+from tests.attention import inputs
+from tests.attention.inputs import key_mask, out_and_grads
 
 lin = importlib.import_module('attention_research.attention.linear')
 
@@ -17,44 +19,21 @@ _STATIC = ('is_causal', 'return_weights', 'feature_map', 'eps', 'scale', 'chunk_
 linear = jax.jit(lin.linear, static_argnames=_STATIC)
 
 
-# Inputs come from numpy: eager jax.random compiles anew for every shape, which dominates small tests.
-def _normal(seed, shape):
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+def _qkv(T=12, S=12, **kw):
+  return inputs.qkv(T, S, **kw)
 
 
 def _bernoulli(seed, p, shape):
   return jnp.asarray(np.random.default_rng(seed).random(shape) < p)
 
 
-def _qkv(T=12, S=12, N=4, K=2, H=8, V=6, batch=(2,), seed=0):
-  return _normal(seed, batch + (T, N, H)), _normal(seed + 1, batch + (S, K, H)), _normal(seed + 2, batch + (S, K, V))
-
-
-def _key_mask(S, batch=2, seed=1):
-  m = np.random.default_rng(seed).random((batch, 1, 1, S)) < 0.7
-  m[..., 0] = True
-  return jnp.asarray(m)
-
-
-def _out_and_grads(fn, q, k, v, **kw):
-  """Output and gradients of a random projection of it, under jit (one compile instead of op-by-op dispatch)."""
-  ct = _normal(9, q.shape[:-1] + v.shape[-1:])
-
-  def loss(q, k, v):
-    out = fn(q, k, v, **kw)
-    return jnp.sum(out * ct), out
-
-  (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(q, k, v)
-  return out, grads
-
-
 @pytest.mark.parametrize('T,S', [(13, 13), (7, 19), (19, 7)])
 @pytest.mark.parametrize('is_causal', [False, True])
 def test_equals_quadratic_form_values_and_grads(T, S, is_causal):
   q, k, v = _qkv(T, S)
-  kw = dict(mask=_key_mask(S), is_causal=is_causal)
-  out, grads = _out_and_grads(functools.partial(lin.linear, chunk_size=4), q, k, v, **kw)
-  want, want_grads = _out_and_grads(lin.quadratic, q, k, v, **kw)
+  kw = dict(mask=key_mask(S), is_causal=is_causal)
+  out, grads = out_and_grads(functools.partial(lin.linear, chunk_size=4), q, k, v, **kw)
+  want, want_grads = out_and_grads(lin.quadratic, q, k, v, **kw)
   np.testing.assert_allclose(out, want, atol=2e-5, rtol=1e-5)
   for a, b in zip(grads, want_grads):
     np.testing.assert_allclose(a, b, atol=5e-5, rtol=1e-4)
@@ -94,18 +73,18 @@ def test_causality_zero_gradients_from_the_future():
 @pytest.mark.parametrize('is_causal', [False, True])
 def test_weights_reconstruct_output(is_causal):
   q, k, v = _qkv(T=9, S=11)
-  out, w = attention.linear(q, k, v, mask=_key_mask(11), is_causal=is_causal, return_weights=True)
+  out, w = attention.linear(q, k, v, mask=key_mask(11), is_causal=is_causal, return_weights=True)
   assert w.shape == (2, 4, 9, 11)
   np.testing.assert_allclose(out, jnp.einsum('BNTS,BSNV->BTNV', w, jnp.repeat(v, 2, axis=2)), atol=2e-5, rtol=1e-5)
   np.testing.assert_allclose(jnp.sum(w, -1), 1.0, atol=1e-4)
-  assert np.all(np.asarray(w)[np.broadcast_to(~np.asarray(_key_mask(11)), w.shape)] == 0)
+  assert np.all(np.asarray(w)[np.broadcast_to(~np.asarray(key_mask(11)), w.shape)] == 0)
   if is_causal:
     assert np.all(np.asarray(w)[:, :, ~np.asarray(attention.masks.causal(9, 11))] == 0)
 
 
 def test_grouped_query_equals_repeated_kv_heads():
   q, k, v = _qkv(N=6, K=2)
-  m = _key_mask(12)
+  m = key_mask(12)
   for c in (False, True):
     np.testing.assert_allclose(linear(q, k, v, mask=m, is_causal=c),
                                linear(q, jnp.repeat(k, 3, 2), jnp.repeat(v, 3, 2), mask=m, is_causal=c),
@@ -122,7 +101,7 @@ def test_per_head_key_mask_with_grouped_query():
 
 def test_masked_keys_contribute_nothing():
   q, k, v = _qkv()
-  m = _key_mask(12)
+  m = key_mask(12)
   junk = jnp.where(m[:, 0, 0, :, None, None], 0.0, 1e3)
   np.testing.assert_allclose(linear(q, k + junk, v - junk, mask=m), linear(q, k, v, mask=m), atol=1e-5)
 
@@ -133,7 +112,7 @@ def test_fully_masked_rows_zero_with_finite_grads(is_causal):
   m = jnp.ones((2, 1, 1, 12), bool).at[1].set(False)
   out = linear(q, k, v, mask=m, is_causal=is_causal)
   assert np.all(np.asarray(out[1]) == 0) and np.all(np.isfinite(out))
-  for g in _out_and_grads(lin.linear, q, k, v, mask=m, is_causal=is_causal)[1]:
+  for g in out_and_grads(lin.linear, q, k, v, mask=m, is_causal=is_causal)[1]:
     assert np.all(np.isfinite(g))
   _, w = linear(q, k, v, mask=m, is_causal=is_causal, return_weights=True)
   assert np.all(np.asarray(w[1]) == 0)

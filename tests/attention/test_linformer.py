@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from attention_research import attention
+from tests.attention import inputs
+from tests.attention.inputs import key_mask, out_and_grads
 
 lf = importlib.import_module('attention_research.attention.linformer')
 
@@ -15,39 +17,18 @@ linformer = jax.jit(lf.linformer, static_argnames=('is_causal', 'return_weights'
 dot_product = jax.jit(attention.dot_product, static_argnames=('return_weights',))
 
 
-def _normal(seed, shape):
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
-
-
-def _qkv(T=10, S=12, N=4, K=2, H=8, V=6, batch=(2,), seed=0):
-  return _normal(seed, batch + (T, N, H)), _normal(seed + 1, batch + (S, K, H)), _normal(seed + 2, batch + (S, K, V))
-
-
-def _key_mask(S, batch=2, seed=1):
-  m = np.random.default_rng(seed).random((batch, 1, 1, S)) < 0.7
-  m[..., 0] = True
-  return jnp.asarray(m)
+def _qkv(T=10, S=12, **kw):
+  return inputs.qkv(T, S, **kw)
 
 
 def _identity(S):
   return {'e': jnp.eye(S), 'f': jnp.eye(S)}
 
 
-def _out_and_grads(fn, q, k, v, **kw):
-  ct = _normal(9, q.shape[:-1] + v.shape[-1:])
-
-  def loss(q, k, v):
-    out = fn(q, k, v, **kw)
-    return jnp.sum(out * ct), out
-
-  (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(q, k, v)
-  return out, grads
-
-
 def test_identity_projections_equal_dot_product_values_grads_and_weights():
   q, k, v = _qkv()
-  out, grads = _out_and_grads(lf.linformer, q, k, v, params=_identity(12))
-  want, want_grads = _out_and_grads(attention.dot_product, q, k, v)
+  out, grads = out_and_grads(lf.linformer, q, k, v, params=_identity(12))
+  want, want_grads = out_and_grads(attention.dot_product, q, k, v)
   np.testing.assert_allclose(out, want, atol=1e-5, rtol=1e-5)
   for a, b in zip(grads, want_grads):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
@@ -58,7 +39,7 @@ def test_identity_projections_equal_dot_product_values_grads_and_weights():
 def test_identity_projections_with_mask_equal_dot_product_on_zeroed_keys():
   """Masked keys are zeroed before projecting: with E = F = I they become zero keys with zero values."""
   q, k, v = _qkv()
-  m = _key_mask(12)
+  m = key_mask(12)
   keep = m[:, 0, 0, :, None, None]
   out, w = linformer(q, k, v, params=_identity(12), mask=m, return_weights=True)
   want, want_w = dot_product(q, k * keep, v * keep, return_weights=True)
@@ -69,7 +50,7 @@ def test_identity_projections_with_mask_equal_dot_product_on_zeroed_keys():
 def test_random_projections_match_float64_formula_and_weights_reconstruct_output():
   q, k, v = _qkv(N=2, K=2, batch=(1,))
   params = lf.init_params(jax.random.PRNGKey(0), 12, 5)
-  m = _key_mask(12, batch=1)
+  m = key_mask(12, batch=1)
   out, w = linformer(q, k, v, params=params, mask=m, return_weights=True)
   e, f = (np.asarray(params[n], np.float64) for n in ('e', 'f'))
   keep = np.asarray(m, np.float64)[0, 0, 0][:, None, None]
@@ -87,7 +68,7 @@ def test_random_projections_match_float64_formula_and_weights_reconstruct_output
 def test_masked_keys_contribute_nothing():
   q, k, v = _qkv()
   params = lf.init_params(jax.random.PRNGKey(1), 12, 4)
-  m = _key_mask(12)
+  m = key_mask(12)
   junk = jnp.where(m[:, 0, 0, :, None, None], 0.0, 1e3)
   np.testing.assert_allclose(linformer(q, k + junk, v - junk, params=params, mask=m),
                              linformer(q, k, v, params=params, mask=m), atol=1e-5)
@@ -96,7 +77,7 @@ def test_masked_keys_contribute_nothing():
 def test_grouped_query_equals_repeated_kv_heads_and_per_head_masks():
   q, k, v = _qkv(N=4, K=2)
   params = lf.init_params(jax.random.PRNGKey(2), 12, 4)
-  for m in (None, _key_mask(12), jnp.asarray(np.random.default_rng(3).random((2, 4, 1, 12)) < 0.6)):
+  for m in (None, key_mask(12), jnp.asarray(np.random.default_rng(3).random((2, 4, 1, 12)) < 0.6)):
     np.testing.assert_allclose(linformer(q, k, v, params=params, mask=m),
                                linformer(q, jnp.repeat(k, 2, 2), jnp.repeat(v, 2, 2), params=params, mask=m),
                                atol=1e-5, rtol=1e-5)
@@ -105,7 +86,7 @@ def test_grouped_query_equals_repeated_kv_heads_and_per_head_masks():
 def test_fully_masked_rows_zero_with_finite_grads():
   q, k, v = _qkv()
   m = jnp.ones((2, 1, 1, 12), bool).at[1].set(False)
-  out, grads = _out_and_grads(lf.linformer, q, k, v, params=lf.init_params(jax.random.PRNGKey(3), 12, 4), mask=m)
+  out, grads = out_and_grads(lf.linformer, q, k, v, params=lf.init_params(jax.random.PRNGKey(3), 12, 4), mask=m)
   assert np.all(np.asarray(out[1]) == 0)
   assert all(np.all(np.isfinite(g)) for g in grads)
 

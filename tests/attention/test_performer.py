@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from attention_research import attention
+from tests.attention import inputs
+from tests.attention.inputs import key_mask, out_and_grads
 
 perf = importlib.import_module('attention_research.attention.performer')
 
@@ -18,36 +20,14 @@ dot_product = jax.jit(attention.dot_product, static_argnames=('is_causal',))
 draw_features = jax.jit(perf.draw_features, static_argnums=(1, 2))
 
 
-def _normal(seed, shape, std=1.0):
-  return jnp.asarray(std * np.random.default_rng(seed).standard_normal(shape), jnp.float32)
-
-
-def _qkv(T=12, S=12, N=4, K=2, H=8, V=6, batch=(2,), seed=0, std=1.0):
-  return (_normal(seed, batch + (T, N, H), std), _normal(seed + 1, batch + (S, K, H), std),
-          _normal(seed + 2, batch + (S, K, V)))
-
-
-def _key_mask(S, batch=2, seed=1):
-  m = np.random.default_rng(seed).random((batch, 1, 1, S)) < 0.7
-  m[..., 0] = True
-  return jnp.asarray(m)
-
-
-def _out_and_grads(fn, q, k, v, **kw):
-  ct = _normal(9, q.shape[:-1] + v.shape[-1:])
-
-  def loss(q, k, v):
-    out = fn(q, k, v, **kw)
-    return jnp.sum(out * ct), out
-
-  (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(q, k, v)
-  return out, grads
+def _qkv(T=12, S=12, **kw):
+  return inputs.qkv(T, S, **kw)
 
 
 @pytest.mark.parametrize('is_causal', [False, True])
 def test_error_falls_as_num_features_grows(is_causal):
   q, k, v = _qkv(T=16, S=16, H=8, std=0.5)
-  m = _key_mask(16)
+  m = key_mask(16)
   exact = dot_product(q, k, v, mask=m, is_causal=is_causal)
   errors = []
   for num_features in (4, 64, 1024):
@@ -62,9 +42,9 @@ def test_error_falls_as_num_features_grows(is_causal):
 @pytest.mark.parametrize('T,S,is_causal', [(13, 13, False), (13, 13, True), (7, 19, True), (19, 7, True)])
 def test_equals_quadratic_form_values_and_grads(T, S, is_causal):
   q, k, v = _qkv(T, S)
-  kw = dict(mask=_key_mask(S), is_causal=is_causal, features=draw_features(jax.random.PRNGKey(1), 16, 8))
-  out, grads = _out_and_grads(functools.partial(perf.performer, chunk_size=4), q, k, v, **kw)
-  want, want_grads = _out_and_grads(perf.quadratic, q, k, v, **kw)
+  kw = dict(mask=key_mask(S), is_causal=is_causal, features=draw_features(jax.random.PRNGKey(1), 16, 8))
+  out, grads = out_and_grads(functools.partial(perf.performer, chunk_size=4), q, k, v, **kw)
+  want, want_grads = out_and_grads(perf.quadratic, q, k, v, **kw)
   np.testing.assert_allclose(out, want, atol=2e-5, rtol=1e-4)
   for a, b in zip(grads, want_grads):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
@@ -113,7 +93,7 @@ def test_causality_zero_gradients_from_the_future():
 @pytest.mark.parametrize('is_causal', [False, True])
 def test_weights_reconstruct_output(is_causal):
   q, k, v = _qkv(T=9, S=11)
-  m = _key_mask(11)
+  m = key_mask(11)
   out, w = performer(q, k, v, mask=m, is_causal=is_causal, return_weights=True,
                      features=draw_features(jax.random.PRNGKey(1), 16, 8))
   assert w.shape == (2, 4, 9, 11)
@@ -126,7 +106,7 @@ def test_weights_reconstruct_output(is_causal):
 def test_grouped_query_equals_repeated_kv_heads_and_per_head_masks():
   q, k, v = _qkv(N=4, K=2)
   w = draw_features(jax.random.PRNGKey(1), 16, 8)
-  for m in (_key_mask(12), jnp.asarray(np.random.default_rng(3).random((2, 4, 1, 12)) < 0.6)):
+  for m in (key_mask(12), jnp.asarray(np.random.default_rng(3).random((2, 4, 1, 12)) < 0.6)):
     np.testing.assert_allclose(performer(q, k, v, mask=m, is_causal=True, features=w),
                                performer(q, jnp.repeat(k, 2, 2), jnp.repeat(v, 2, 2), mask=m, is_causal=True,
                                          features=w), atol=1e-5, rtol=1e-5)
@@ -136,7 +116,7 @@ def test_grouped_query_equals_repeated_kv_heads_and_per_head_masks():
 def test_fully_masked_rows_zero_with_finite_grads(is_causal):
   q, k, v = _qkv()
   m = jnp.ones((2, 1, 1, 12), bool).at[1].set(False)
-  out, grads = _out_and_grads(perf.performer, q, k, v, mask=m, is_causal=is_causal,
+  out, grads = out_and_grads(perf.performer, q, k, v, mask=m, is_causal=is_causal,
                               features=draw_features(jax.random.PRNGKey(1), 16, 8))
   assert np.all(np.asarray(out[1]) == 0) and np.all(np.isfinite(out))
   for g in grads:
@@ -148,7 +128,7 @@ def test_large_inputs_stay_finite():
   q, k, v = _qkv(std=16.0)
   w = draw_features(jax.random.PRNGKey(1), 16, 8)
   for is_causal in (False, True):
-    out, grads = _out_and_grads(perf.performer, q, k, v, is_causal=is_causal, features=w, mask=_key_mask(12))
+    out, grads = out_and_grads(perf.performer, q, k, v, is_causal=is_causal, features=w, mask=key_mask(12))
     assert np.all(np.isfinite(out)) and all(np.all(np.isfinite(g)) for g in grads)
 
 

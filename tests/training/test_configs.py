@@ -67,5 +67,7 @@ def test_smoke_config_trains_and_evaluates(arg, metric, tmp_path):
   result = loop.train_and_evaluate(load(arg), str(tmp_path), quiet=True)
   (final,) = result.final_metrics
   assert metric in final and math.isfinite(final[metric]) and math.isfinite(final['loss'])
+  if arg.startswith('captioning.py'):  # digit_scenes knows where each named digit is
+    assert 0.0 <= final['attention_hit'] <= 1.0
   assert result.steps == ExperimentConfig.from_config_dict(load(arg)).train.steps
   assert os.path.exists(tmp_path / 'result.json')

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from attention_research.training.objectives import base
-from attention_research.training.objectives.seq2seq import shift_right, teacher_forced, text_metrics
+from attention_research.training.objectives.seq2seq import score_generations, shift_right, teacher_forced
 
 METHODS = ('ctc_greedy', 'attention_greedy', 'attention_beam', 'joint')
 
@@ -72,20 +72,8 @@ class SpeechRecognition(base.Objective):
     return (tokens,) + teacher_forced(outputs['logits'], targets)
 
   def evaluate(self, model, batches):
-    tokenizer = self.task.tokenizer
-    hyps, refs = [], []
-    ce = correct = count = 0.0
-    fn = None
-    for batch, n in self.iterate_padded(batches):
-      if fn is None:
-        fn, state = self.compiled('transcribe', model, self._eval_fn)
-      tokens, ce_b, correct_b, count_b = (np.asarray(x)[:n] for x in fn(state, batch))
-      hyps += [tokenizer.decode(t) for t in tokens]
-      refs += [tokenizer.decode(t) for t in np.asarray(batch['targets'])[:n]]
-      ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
-    out = text_metrics(self.info.get('metrics', ('cer', 'wer')), hyps, refs)
-    out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)), examples=len(hyps))
-    return out
+    return score_generations(self, model, batches, name='transcribe', fn=self._eval_fn, target_key='targets',
+                             metrics=self.info.get('metrics', ('cer', 'wer')))
 
   def _weights_fn(self, model, batch):
     outputs = model(batch['audio'], batch['audio_lengths'], shift_right(batch['targets'], self.info.get('bos_id', 1)),

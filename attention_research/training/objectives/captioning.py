@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attention_research.training.objectives import base
-from attention_research.training.objectives.seq2seq import GenerationOptions, shift_right, teacher_forced, text_metrics
+from attention_research.training.objectives.seq2seq import GenerationOptions, score_generations, shift_right, teacher_forced
 
 
 class Captioning(base.Objective):
@@ -47,7 +47,7 @@ class Captioning(base.Objective):
     logits, alphas = model(batch['image'], shift_right(caption, self.info.get('bos_id', 1)), deterministic=True)
     tokens, _ = model.generate(batch['image'], max_length=self.decode_length, beam_size=self.options.beam_size,
                                alpha=self.options.length_penalty)
-    return (tokens, jnp.argmax(alphas, -1)) + teacher_forced(logits, caption)
+    return (tokens,) + teacher_forced(logits, caption) + (jnp.argmax(alphas, -1),)
 
   def region_cells(self, model) -> np.ndarray | None:
     """The data grid cell that holds the centre of each of the model's regions (both row-major)."""
@@ -59,27 +59,20 @@ class Captioning(base.Objective):
     return (rows[:, None] * data_grid + rows[None, :]).reshape(-1)
 
   def evaluate(self, model, batches):
-    tokenizer = self.task.tokenizer
     to_cell = self.region_cells(model)
-    hyps, refs = [], []
-    ce = correct = count = hits = cells = 0.0
-    fn = None
-    for batch, n in self.iterate_padded(batches):
-      if fn is None:
-        fn, state = self.compiled('caption', model, self._eval_fn)
-      tokens, focus, ce_b, correct_b, count_b = (np.asarray(x)[:n] for x in fn(state, batch))
-      captions = np.asarray(batch['caption'])[:n]
-      hyps += [tokenizer.decode(t) for t in tokens]
-      refs += [tokenizer.decode(t) for t in captions]
-      ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
+    named_cells = [0.0, 0.0]  # words that name a digit whose attention peaks on its cell, all such words
+
+    def score_attention(batch, n, focus):
       if 'token_cells' in batch and to_cell is not None:
         # Teacher-forced: the word at t is predicted while attending most to region focus[t].
         true_cells = np.asarray(batch['token_cells'])[:n]
         named = true_cells >= 0
-        hits += float(((to_cell[focus] == true_cells) & named).sum())
-        cells += float(named.sum())
-    out = text_metrics(self.info.get('metrics', ('exact_match', 'bleu')), hyps, refs)
-    out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)), examples=len(hyps))
+        named_cells[0] += float(((to_cell[focus] == true_cells) & named).sum())
+        named_cells[1] += float(named.sum())
+
+    out = score_generations(self, model, batches, name='caption', fn=self._eval_fn, target_key='caption',
+                            metrics=self.info.get('metrics', ('exact_match', 'bleu')), on_batch=score_attention)
+    hits, cells = named_cells
     if cells:
       out['attention_hit'] = hits / cells
     return out

@@ -54,6 +54,29 @@ def teacher_forced(logits, targets):
   return (ce * w).sum(-1), (correct * w).sum(-1), w.sum(-1)
 
 
+def score_generations(objective: base.Objective, model, batches, *, name: str, fn, target_key: str,
+                      metrics: Sequence[str], on_batch=None) -> dict[str, float]:
+  """Decodes every batch with fn(model, batch) -> (tokens, *teacher_forced(...), *extra), compiled once,
+  and scores the decoded text against batch[target_key] with `metrics`, plus the teacher-forced token
+  accuracy and loss. on_batch(batch, n, *extra) sees each batch's extra outputs (first n rows real)."""
+  tokenizer = objective.task.tokenizer
+  hyps, refs = [], []
+  ce = correct = count = 0.0
+  compiled = None
+  for batch, n in objective.iterate_padded(batches):
+    if compiled is None:
+      compiled, state = objective.compiled(name, model, fn)
+    tokens, ce_b, correct_b, count_b, *extra = (np.asarray(x)[:n] for x in compiled(state, batch))
+    hyps += [tokenizer.decode(t) for t in tokens]
+    refs += [tokenizer.decode(t) for t in np.asarray(batch[target_key])[:n]]
+    ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
+    if on_batch is not None:
+      on_batch(batch, n, *extra)
+  out = text_metrics(metrics, hyps, refs)
+  out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)), examples=len(hyps))
+  return out
+
+
 class Seq2Seq(base.Objective):
   """batch {'inputs' [B, S], 'targets' [B, T]} (targets end in EOS, no BOS)."""
 
@@ -92,23 +115,8 @@ class Seq2Seq(base.Objective):
     return (tokens,) + teacher_forced(logits, targets)
 
   def evaluate(self, model, batches):
-    tokenizer = self.task.tokenizer
-    hyps, refs = [], []
-    ce = correct = count = 0.0
-    fn = None
-    for batch, n in self.iterate_padded(batches):
-      if fn is None:
-        fn, state = self.compiled('generate', model, self._eval_fn)
-      tokens, ce_b, correct_b, count_b = (np.asarray(x)[:n] for x in fn(state, batch))
-      targets = np.asarray(batch['targets'])[:n]
-      hyps += [tokenizer.decode(t) for t in tokens]
-      refs += [tokenizer.decode(t) for t in targets]
-      ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
-    names = self.info.get('metrics', ('exact_match', 'bleu', 'chrf'))
-    out = text_metrics(names, hyps, refs)
-    out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)),
-               examples=len(hyps))
-    return out
+    return score_generations(self, model, batches, name='generate', fn=self._eval_fn, target_key='targets',
+                             metrics=self.info.get('metrics', ('exact_match', 'bleu', 'chrf')))
 
   def _weights_fn(self, model, batch):
     return model(batch['inputs'], shift_right(batch['targets'], self.info.get('bos_id', 1)), deterministic=True,
