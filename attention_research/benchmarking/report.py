@@ -21,7 +21,7 @@ LEGEND = (
     'GFLOP/s: useful FLOPs of exact attention (4 B N T S H, half when causal, the band when local, 2.5x for '
     'fwd+bwd) per second; % matmul: of a 2048x2048 matmul timed in the same group. vs jax / vs torch / '
     'vs flash: speedup over jax.nn.dot_product_attention (its value_and_grad for fwd+bwd; Flax\'s '
-    'nnx.MultiHeadAttention for layer rows), torch F.scaled_dot_product_attention and flash, timed together. '
+    'nnx.MultiHeadAttention for layer rows; one step per seed for seed rows, where a call advances every seed), torch F.scaled_dot_product_attention and flash, timed together. '
     'temp MB: XLA temporary buffers of one call (memory_analysis).')
 
 

@@ -10,14 +10,15 @@ from attention_research.benchmarking import baselines, report, timing, workloads
 
 MATMUL = '__matmul__'
 # A speedup column is left empty on the rows of the implementation it compares with.
-_SELF = {'vs_jax': ('jax.nn', 'flax'), 'vs_torch': ('torch',), 'vs_flash': ('flash',)}
+_SELF = {'vs_jax': ('jax.nn', 'flax', 'sequential'), 'vs_torch': ('torch',), 'vs_flash': ('flash',)}
 
 
 def _rows(group: workloads.Group, results: dict[str, timing.Timed], matmul_flops: float):
   mm = results.pop(MATMUL, None)
   ceiling = matmul_flops / mm.median_s / 1e9 if mm is not None and mm.median_s else None
-  base = {name: results[name].median_s for name in ('jax.nn', 'flax', 'torch', 'flash') if name in results}
-  jax_base = base.get('jax.nn') or base.get('flax')
+  base = {name: results[name].median_s for name in ('jax.nn', 'flax', 'sequential', 'torch', 'flash')
+          if name in results}
+  jax_base = base.get('jax.nn') or base.get('flax') or base.get('sequential')
   rows = []
   for name, r in results.items():
     s = group.shape

@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from attention_research import attention
-from attention_research.benchmarking import baselines, layer_steps, timing
+from attention_research.benchmarking import baselines, layer_steps, seed_steps, timing
 
-WORKLOADS = ('dense', 'gqa', 'local', 'decode', 'linear', 'memory', 'layers')
+WORKLOADS = ('dense', 'gqa', 'local', 'decode', 'linear', 'memory', 'layers', 'seeds')
 VARIANTS = ('flash', 'dot_product', 'local', 'linear', 'performer')
-BASELINES = ('jax.nn', 'torch', 'flax')
+BASELINES = ('jax.nn', 'torch', 'flax', 'sequential')
 FWD, FWD_BWD, TRAIN, MEMORY = 'fwd', 'fwd+bwd', 'train step', 'memory (compile only)'
 BACKWARD_FLOPS = 2.5
 
@@ -37,12 +37,14 @@ LENGTHS = {
     'linear': ((1024, 4096, 16384, 65536), (1024, 4096)),
     'memory': ((32768,), (32768,)),
     'layers': ((1024,), (256,)),
+    'seeds': ((64,), (32,)),  # the default suite's MQAR length is 32
 }
 LOCAL_WINDOW = 256
 GQA_KV_HEADS = 2
 # Exact attention past this length costs minutes per call on a CPU; the linear-time rows stop comparing there.
 MAX_EXACT_LENGTH = 16384
 LAYER_WIDTH, LAYER_MLP, LAYER_BATCH = 512, 2048, 2
+SEED_COUNT, SEED_BATCH = 3, 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,4 +197,7 @@ def groups(workloads, variants, *, dtype=jnp.float32, quick=False, lengths=None)
       elif w == 'layers':
         for kind in ('attention', 'block'):
           out.append(_layer_group(kind, L, keep('flash'), dtype))
+      elif w == 'seeds':
+        out.append(Group(f'seeds:{SEED_COUNT}', TRAIN, Shape(T=L, S=L, B=SEED_BATCH), None,
+                         seed_steps.cases(SEED_COUNT, L, SEED_BATCH)))
   return out

@@ -43,3 +43,12 @@ def test_tiny_run_writes_table_csv_json_and_plot(run_main):
 def test_unknown_workload_is_refused():
   with pytest.raises(ValueError, match='unknown workloads'):
     workloads.groups(['dense', 'warp_speed'], ['flash'])
+
+
+def test_seed_modes_are_timed_against_each_other():
+  from attention_research import benchmarking  # pylint: disable=g-import-not-at-top
+  rows, _ = benchmarking.run(['seeds'], ['flash'], repeats=1, lengths=[8], log=lambda *_: None)
+  by_name = {r['variant']: r for r in rows}
+  assert set(by_name) == {'sequential', 'vmap'}
+  assert by_name['sequential']['vs_jax'] is None and by_name['vmap']['vs_jax'] > 0
+  assert all(r['ms'] > 0 and r['pass'] == workloads.TRAIN for r in rows)
