@@ -2,14 +2,16 @@
 
 This is the choice `experiments.compare --seed_mode` makes, timed with the training machinery compare
 uses (`training.step.make_train_step`, stacked states from `training.seeds`), on a Transformer encoder
-classifier of the size the default suite trains. On a CPU with few cores a vmapped step can lose: the
-per-seed steps are already large enough to fill the cores, and the batched one pays for larger temporaries.
+classifier of the size the default suite trains. A vmapped step needs one compilation and one dispatch for
+all seeds, but on a CPU with few cores it can still lose (on 2 cores it measured 0.5-1.0x the speed of the
+per-seed steps), so the benchmark says which to pick on the machine at hand.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
-import jax.numpy as jnp
 import optax
 from flax import nnx
 
@@ -42,23 +44,22 @@ def cases(num_seeds: int, length: int, batch_size: int):
   """{'sequential': build, 'vmap': build}: each call advances every seed by one training step."""
   tx = optax.adam(1e-3)
 
-  def states_and_step():
+  @functools.cache  # both cases start from the same states and batches, made only when a case is built
+  def setup():
     out = [step.init_state(_model(s, length), tx, s) for s in range(num_seeds)]
     graphdef, rng_state = out[0][0], out[0][1]
-    return [state for _, _, state in out], step.make_train_step(_loss, graphdef, rng_state, tx)
-
-  batches = [_batch(length, batch_size, s) for s in range(num_seeds)]
+    states = [state for _, _, state in out]
+    batches = [_batch(length, batch_size, s) for s in range(num_seeds)]
+    return states, batches, step.make_train_step(_loss, graphdef, rng_state, tx)
 
   def sequential():
-    states, fn = states_and_step()
+    states, batches, fn = setup()
     compiled, seconds, temp = timing.compile_jax(fn, states[0], batches[0])
     return timing.Prepared(lambda: jax.block_until_ready([compiled(st, b) for st, b in zip(states, batches)]),
                            seconds, temp)
 
   def vmapped():
-    states, fn = states_and_step()
-    stacked = seeds.stack(states)
-    stacked_batch = jax.tree.map(lambda *xs: jnp.stack(xs), *batches)
-    return timing.prepare_jax(jax.vmap(fn), stacked, stacked_batch)
+    states, batches, fn = setup()
+    return timing.prepare_jax(jax.vmap(fn), seeds.stack(states), seeds.stack(batches))
 
   return {'sequential': sequential, 'vmap': vmapped}

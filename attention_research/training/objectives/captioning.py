@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from attention_research.training.objectives import base
-from attention_research.training.objectives.seq2seq import GenerationOptions, score_generations, shift_right, teacher_forced
+from attention_research.training.objectives.seq2seq import (GenerationOptions, score_generations, shift_right,
+                                                             teacher_forced)
 
 
 class Captioning(base.Objective):
