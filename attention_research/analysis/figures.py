@@ -7,6 +7,7 @@
         tokens=None, source_tokens=None, target_tokens=None,     # labels of that one example (lists of str)
         image=None, grid=None, token_cells=None, cells=3,        # captioner / vit
         spectrogram=None, ctc_logits=None, token_ids=None, vocab=None, blank_id=0,   # asr
+        causal=(),                               # groups of causal maps (e.g. 'self'), for attention_stats.csv
         max_heads=8, max_layers=6, dpi=100)
     # -> {figure name: pathlib.Path} of the files written (PNG figures and attention_stats.csv)
 
@@ -36,7 +37,9 @@ Figures written (each name prefixed by `prefix`):
   regions.png            captioner: words x regions heatmap
   vit_rollout.png        vit with an image: the class token's rollout over the patches, on the image
   asr_alignment.png      asr: spectrogram, attention alignment and CTC alignment on one time axis
-  attention_stats.csv    per (map, layer, head) statistics (`statistics.table_rows`), for transformer/vit/asr
+  attention_stats.csv    per (map, layer, head) statistics (`statistics.table_rows`), for transformer/vit/asr;
+                         in the groups named in `causal`, a query's normalised entropy counts only the keys
+                         it may see
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ def _layer_maps(weights, example: int) -> dict[str, np.ndarray]:
 
 
 def _transformer_figures(out: Path, maps, paths, *, prefix, tokens, source, target, query, max_heads,
-                         max_layers, dpi):
+                         max_layers, dpi, causal=()):
   groups = maps_lib.group_layers(maps)
   has_cross = any('cross' in g.lower() for g in groups)
   rows, bar_source = [], None
@@ -169,7 +172,8 @@ def _transformer_figures(out: Path, maps, paths, *, prefix, tokens, source, targ
                            title=_title(prefix, group, names[-1]), dpi=dpi, path=path)
     if bar_source is None or cross:
       bar_source = (group, names[-1], arrays[-1], x_labels)
-    rows += statistics.table_rows(layers)
+    masks = {n: statistics.causal_mask(*w.shape[-2:]) for n, w in layers.items()} if group in causal else None
+    rows += statistics.table_rows(layers, mask=masks)
   group, name, w, x_labels = bar_source
   a = w.mean(0)
   q = _query(query, a.shape[0], a.shape[0] - 1)
@@ -183,7 +187,7 @@ def _transformer_figures(out: Path, maps, paths, *, prefix, tokens, source, targ
 def figures_for_run(out_dir, weights, *, kind: str = 'transformer', example: int = 0, prefix: str = '',
                     tokens=None, source_tokens=None, target_tokens=None, image=None, grid=None,
                     token_cells=None, cells=3, spectrogram=None, ctc_logits=None, token_ids=None, vocab=None,
-                    blank_id: int = 0, query: int | None = None, max_heads: int | None = 8,
+                    blank_id: int = 0, causal=(), query: int | None = None, max_heads: int | None = 8,
                     max_layers: int | None = 6, dpi: int = 100) -> dict[str, Path]:
   """Writes the figures for one evaluation example of a run; see the module docstring for every argument.
 
@@ -255,13 +259,13 @@ def figures_for_run(out_dir, weights, *, kind: str = 'transformer', example: int
                          None if ctc_logits is None else _pick(ctc_logits, example, 'ctc_logits', 3),
                          vocab=vocab, blank_id=blank_id, title=_title(prefix, name), dpi=dpi, path=path)
     _transformer_figures(out, maps, paths, prefix=prefix, tokens=None, source=None, target=labels, query=query,
-                         max_heads=max_heads, max_layers=max_layers, dpi=dpi)
+                         max_heads=max_heads, max_layers=max_layers, dpi=dpi, causal=causal)
     return paths
 
   if kind == 'vit' and query is None:
     query = 0  # the class token
   _transformer_figures(out, maps, paths, prefix=prefix, tokens=tokens, source=source, target=target,
-                       query=query, max_heads=max_heads, max_layers=max_layers, dpi=dpi)
+                       query=query, max_heads=max_heads, max_layers=max_layers, dpi=dpi, causal=causal)
   if kind == 'vit' and image is not None:
     first_group = next(iter(maps_lib.group_layers(maps).values()))
     roll = statistics.attention_rollout([w for _, _, w in first_group])

@@ -45,6 +45,12 @@ def entropy(weights) -> np.ndarray:
   return -(p * np.log(safe)).sum(-1)
 
 
+def causal_mask(T: int, S: int) -> np.ndarray:
+  """Bool [T, S]: key s is visible to query t when s <= t + S - T (queries are the last T positions, the
+  causal convention of `attention`)."""
+  return np.arange(S)[None, :] <= np.arange(T)[:, None] + (S - T)
+
+
 def visible_keys(weights, mask=None) -> np.ndarray:
   """Number of keys each query may attend to, [..., T]: S without a mask, else the mask's count."""
   w = _weights(weights)

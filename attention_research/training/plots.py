@@ -27,7 +27,7 @@ from attention_research import analysis
 from attention_research.analysis import maps as maps_lib, statistics
 from attention_research.training import loop
 
-STAT_KEYS = ('causal', 'cross', 'positions')  # keys of a view that are for statistics, not for figures_for_run
+STAT_KEYS = ('cross', 'positions')  # keys of a view that are for statistics, not for figures_for_run
 STAT_COLUMNS = ('attn_normalised_entropy', 'attn_mean_distance')
 
 
@@ -52,12 +52,6 @@ def _maps(view) -> dict[str, tuple[str, np.ndarray]]:
   return {name: (maps_lib.split_layer(name)[0], w) for name, w in maps_lib.flatten(view['weights']).items()}
 
 
-def _causal_mask(w) -> np.ndarray:
-  T, S = np.shape(w)[-2:]
-  # Key s is visible to query t when s <= t + S - T: queries are the last T positions (the attention contract).
-  return np.arange(S)[None, :] <= np.arange(T)[:, None] + (S - T)
-
-
 def attention_summary(view) -> dict[str, float]:
   """Mean normalised entropy over every map, mean attention distance over the self-attention maps."""
   maps = _maps(view)
@@ -67,7 +61,8 @@ def attention_summary(view) -> dict[str, float]:
   maps = {name: gw for name, gw in maps.items() if np.size(gw[1])}
   if not maps:
     raise ValueError('the example has no attention weights to summarise (empty sequences).')
-  masks = {name: _causal_mask(w) for name, (group, w) in maps.items() if group in causal}
+  masks = {name: statistics.causal_mask(*np.shape(w)[-2:])
+           for name, (group, w) in maps.items() if group in causal}
   out = {'attn_normalised_entropy': statistics.summary_row(
       {name: w for name, (_, w) in maps.items()}, mask=masks)['attn_normalised_entropy']}
   own = {name: w for name, (group, w) in maps.items() if group not in cross}
@@ -78,8 +73,7 @@ def attention_summary(view) -> dict[str, float]:
 
 
 def write_figures(view, out_dir, *, prefix: str = '', summary: dict[str, float] | None = None) -> dict[str, Path]:
-  """figures_for_run on the view, plus attention_summary.json (statistics with the causal masks applied,
-  which figures_for_run's per-head attention_stats.csv does not know about)."""
+  """figures_for_run on the view, plus attention_summary.json (the run's averages, as in compare's table)."""
   kwargs = {k: v for k, v in view.items() if k not in STAT_KEYS}
   paths = analysis.figures_for_run(out_dir, **kwargs, prefix=prefix)
   summary = attention_summary(view) if summary is None else summary

@@ -1,5 +1,7 @@
 """figures_for_run for every kind of model output, and plots of every registered attention variant."""
 
+import csv
+
 import jax
 import numpy as np
 import pytest
@@ -36,6 +38,20 @@ def test_decoder_only_lm_with_a_plain_list_of_layers(tmp_path, random_weights, p
   paths = analysis.figures_for_run(tmp_path, layers, tokens=TGT, dpi=30)
   assert {'attention_heads', 'attention_rollout', 'bars', 'attention_stats'} == set(paths)
   png(paths['attention_heads'])
+
+
+def test_statistics_of_causal_maps_count_only_the_keys_each_query_may_see(tmp_path):
+  # Uniform over the visible keys: every query with a choice (all but the first) is at maximum entropy.
+  T = 7
+  visible = np.tril(np.ones((T, T)))
+  layers = [np.broadcast_to(visible / visible.sum(-1, keepdims=True), (1, 2, T, T))]
+  for causal, want in (((), np.log(np.arange(1, T + 1)).sum() / np.log(T) / T), (('attention',), (T - 1) / T)):
+    paths = analysis.figures_for_run(tmp_path, layers, tokens=TGT, causal=causal, dpi=30)
+    with open(paths['attention_stats']) as f:
+      rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for row in rows:
+      np.testing.assert_allclose(float(row['normalised_entropy']), want, rtol=1e-6)
 
 
 def test_rnn_figures(tmp_path, random_weights, png):
