@@ -1,0 +1,117 @@
+"""Gated delta rule (Yang et al. 2025, "Gated Delta Networks: Improving Mamba2 with Delta Rule").
+
+Per kv head, with g_t = log_gate_t <= 0 and beta_t in [0, 1] scalars:
+    S_t = exp(g_t) (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,    o_t = S_t^T (scale q_t)
+Keys are used as given (the function does not normalise them; the rule is a contraction for |k|^2 beta <= 2).
+
+Chunked form (the WY/UT representation of Yang et al. 2024, "Parallelizing Linear Transformers with the Delta Rule
+over Sequence Length", with decays). Writing S_t = exp(g_t) S_{t-1} + k_t u_t^T, a chunk with state S0 before it and
+gamma_t = exp(G_t) (G the cumulative log gate inside the chunk) has
+    (I + L) U = diag(beta) (V - diag(gamma) K S0),   L_ts = beta_t exp(G_t - G_s) k_t . k_s for s < t,
+solved as U = T V - W S0 with T = (I + L)^{-1} diag(beta) and W = T diag(gamma) K (one triangular solve). Then
+    O = (Q K^T * D) U + diag(gamma) Q S0,            D_ts = exp(G_t - G_s) for s <= t,
+    S_L = gamma_L S0 + (K * exp(G_L - G))^T U,
+both affine in S0, which is what the inter-chunk scan carries. Over the whole sequence with S0 = 0 the implied
+attention matrix is w = (Q K^T * D) T. `delta` is this rule with g = 0.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+from attention_research.attention import _recurrent
+from attention_research.attention._recurrent import init_state, state_size  # pylint: disable=unused-import
+
+DEFAULT_CHUNK_SIZE = _recurrent.DEFAULT_CHUNK_SIZE
+
+
+def _wy(q, k, g, beta):
+  """Pieces of one chunk: decayed causal scores a [..., G, L, L], I + L, log gates G [..., L]."""
+  L = k.shape[-2]
+  gc = jnp.cumsum(g, axis=-1)
+  decay = _recurrent.causal_decay(gc)
+  strict = jnp.tri(L, k=-1, dtype=jnp.float32)
+  i_plus_l = jnp.eye(L, dtype=jnp.float32) + beta[..., :, None] * jnp.einsum('...th,...sh->...ts', k, k) * decay * strict
+  a = jnp.einsum('...tgh,...sh->...gts', q, k) * decay[..., None, :, :]
+  return a, i_plus_l, gc
+
+
+def _intra(q, k, v, g, beta):
+  a, i_plus_l, gc = _wy(q, k, g, beta)
+  V = v.shape[-1]
+  rhs = beta[..., None] * jnp.concatenate([v, jnp.exp(gc)[..., None] * k], axis=-1)
+  x = solve_triangular(i_plus_l, rhs, lower=True, unit_diagonal=True)
+  u, w = x[..., :V], x[..., V:]
+  o = jnp.einsum('...gts,...sv->...tgv', a, u)
+  q_eff = jnp.exp(gc)[..., :, None, None] * q - jnp.einsum('...gts,...sh->...tgh', a, w)
+  kd = k * jnp.exp(gc[..., -1:] - gc)[..., None]
+  H = k.shape[-1]
+  m = jnp.exp(gc[..., -1])[..., None, None] * jnp.eye(H, dtype=jnp.float32) - jnp.einsum('...sh,...sj->...hj', kd, w)
+  return o, q_eff, m, jnp.einsum('...sh,...sv->...hv', kd, u)
+
+
+def _step(s, q, k, v, g, beta):
+  k_s = jnp.einsum('...h,...hv->...v', k, s)
+  s = jnp.exp(g)[..., None, None] * (s - (beta[..., None] * k)[..., :, None] * k_s[..., None, :])
+  s = s + (beta[..., None] * k)[..., :, None] * v[..., None, :]
+  return jnp.einsum('...gh,...hv->...gv', q, s), s
+
+
+def _weights(q, k, v, g, beta):
+  del v
+  a, i_plus_l, _ = _wy(q, k, g, beta)
+  t = solve_triangular(i_plus_l, beta[..., None, :] * jnp.eye(k.shape[-2], dtype=jnp.float32), lower=True,
+                       unit_diagonal=True)
+  return jnp.einsum('...gts,...sr->...gtr', a, t)
+
+
+FAMILY = _recurrent.Family(step=_step, intra=_intra, weights=_weights)
+
+
+def delta_rule(variant, q, k, v, *, beta, log_gate, mask, is_causal, scale, return_weights, implementation,
+               chunk_size, initial_state, return_state):
+  """Shared body of gated_delta and delta (log_gate None means no decay)."""
+  x = _recurrent.prepare(variant, q, k, v, mask=mask, is_causal=is_causal, scale=scale,
+                         implementation=implementation, chunk_size=chunk_size, initial_state=initial_state)
+  b = x.masked(x.gate('beta', beta))
+  g = jnp.zeros_like(b) if log_gate is None else x.masked(x.gate('log_gate', log_gate))
+  return _recurrent.attend(x, FAMILY, (g, b), implementation=implementation, chunk_size=chunk_size,
+                           return_weights=return_weights, return_state=return_state)
+
+
+def gated_delta(q, k, v, *, beta, log_gate, mask=None, is_causal=True, scale=None, return_weights=False,
+                implementation='chunked', chunk_size=DEFAULT_CHUNK_SIZE, initial_state=None, return_state=False):
+  """The gated delta rule as attention.
+
+  Args:
+    q: [..., T, N, H].  k: [..., T, K, H].  v: [..., T, K, V]; N % K == 0, query head n reads kv head n // (N / K).
+    beta: [..., T, K], the writing strength. Values outside [0, 1] are accepted and computed as written (not
+      checked: they may be traced), but the state is then no longer a contraction of the past.
+    log_gate: [..., T, K], the log of the per-head decay (<= 0; not checked).
+    mask: key padding only, bool broadcastable to [..., 1, 1, T] (True = real key). A padded position is the
+      identity on the state (beta and g set to 0). Outputs at padded positions are not zeroed.
+    is_causal: must be True (or left out): the recurrence is causal by construction.
+    scale: multiplies q; default 1 / sqrt(H).
+    return_weights: also return the implied matrix w [..., N, T, T] (float32, from the parallel form) with
+      out = w v when there is no initial state.
+    implementation: 'parallel' (quadratic, one triangular solve over T), 'chunked' (linear in T) or 'recurrent'.
+    chunk_size: chunk length of the chunked form (T need not be a multiple).
+    initial_state: [..., K, H, V] state before position 0 (default zeros).
+    return_state: also return the state after the last position, float32 [..., K, H, V].
+
+  Returns:
+    out [..., T, N, V] in v's dtype; with return_weights and/or return_state: (out, weights), (out, state) or
+    (out, weights, state).
+  """
+  return delta_rule('gated_delta', q, k, v, beta=beta, log_gate=log_gate, mask=mask, is_causal=is_causal,
+                    scale=scale, return_weights=return_weights, implementation=implementation,
+                    chunk_size=chunk_size, initial_state=initial_state, return_state=return_state)
+
+
+def step(state, q_t, k_t, v_t, *, beta, log_gate, scale=None):
+  """One position: state [..., K, H, V], q_t [..., N, H], k_t [..., K, H], v_t [..., K, V], beta and log_gate
+  [..., K] -> (out_t [..., N, V] in v's dtype, new state)."""
+  b = _recurrent.check_step_gate('gated_delta', 'beta', beta, k_t.shape[:-1])
+  g = _recurrent.check_step_gate('gated_delta', 'log_gate', log_gate, k_t.shape[:-1])
+  return _recurrent.one_step('gated_delta', _step, state, q_t, k_t, v_t, (g, b), scale)

@@ -1,0 +1,95 @@
+"""Gated linear attention (Yang et al. 2024, "Gated Linear Attention Transformers with Hardware-Efficient Training").
+
+Per kv head, with g_t = log_gate_t <= 0 (one value per key channel):
+    S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T,    o_t = S_t^T (scale q_t)
+so o_t = sum_{s <= t} (scale q_t * exp(G_t - G_s)) . k_s v_s with G the cumulative sum of g.
+
+This file also holds the machinery of every diagonal-decay recurrence: `ssd` (one gate per head) and `retention`
+(one constant per head) are the same computation with a gate of width E = 1 instead of E = H.
+Internal layout as in `_recurrent`; E gate width.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from attention_research.attention import _recurrent
+from attention_research.attention._recurrent import init_state, state_size  # pylint: disable=unused-import
+
+DEFAULT_CHUNK_SIZE = _recurrent.DEFAULT_CHUNK_SIZE
+
+
+def _scores(q, k, g):
+  """The decayed causal scores [..., G, L, L] and the cumulative log gates [..., L, E] of one chunk."""
+  gc = jnp.cumsum(g, axis=-2)
+  decay = _recurrent.causal_decay(jnp.swapaxes(gc, -1, -2))  # [..., E, L, L]
+  if g.shape[-1] == 1:
+    a = jnp.einsum('...tgh,...sh->...gts', q, k) * decay[..., None, 0, :, :]
+  else:
+    a = jnp.einsum('...tgh,...sh,...hts->...gts', q, k, decay)
+  return a, gc
+
+
+def _intra(q, k, v, g):
+  a, gc = _scores(q, k, g)
+  o = jnp.einsum('...gts,...sv->...tgv', a, v)
+  q_eff = q * jnp.exp(gc)[..., :, None, :]
+  r = jnp.einsum('...sh,...sv->...hv', k * jnp.exp(gc[..., -1:, :] - gc), v)
+  return o, q_eff, jnp.exp(gc[..., -1, :]), r
+
+
+def _step(s, q, k, v, g):
+  s = jnp.exp(g)[..., None] * s + k[..., :, None] * v[..., None, :]
+  return jnp.einsum('...gh,...hv->...gv', q, s), s
+
+
+def _weights(q, k, v, g):
+  del v
+  return _scores(q, k, g)[0]
+
+
+FAMILY = _recurrent.Family(step=_step, intra=_intra, weights=_weights)
+
+
+def diagonal(variant, q, k, v, log_gate_fn, *, mask, is_causal, scale, return_weights, implementation, chunk_size,
+             initial_state, return_state):
+  """Shared body of gla, ssd and retention: log_gate_fn(prepared) -> float32 gate [B, K, T, E] before masking."""
+  x = _recurrent.prepare(variant, q, k, v, mask=mask, is_causal=is_causal, scale=scale,
+                         implementation=implementation, chunk_size=chunk_size, initial_state=initial_state)
+  g = x.masked(log_gate_fn(x))
+  return _recurrent.attend(x, FAMILY, (g,), implementation=implementation, chunk_size=chunk_size,
+                           return_weights=return_weights, return_state=return_state)
+
+
+def gla(q, k, v, *, log_gate, mask=None, is_causal=True, scale=None, return_weights=False, implementation='chunked',
+        chunk_size=DEFAULT_CHUNK_SIZE, initial_state=None, return_state=False):
+  """Gated linear attention with a per-channel forget gate.
+
+  Args:
+    q: [..., T, N, H].  k: [..., T, K, H].  v: [..., T, K, V]; N % K == 0, query head n reads kv head n // (N / K).
+    log_gate: [..., T, K, H], the log of the forget gate (<= 0; not checked, positive values make the state grow).
+    mask: key padding only, bool broadcastable to [..., 1, 1, T] (True = real key). A padded position is the
+      identity on the state: it neither decays it nor writes into it. Outputs at padded positions are not zeroed.
+    is_causal: must be True (or left out): the recurrence is causal by construction.
+    scale: multiplies q; default 1 / sqrt(H).
+    return_weights: also return the implied matrix w [..., N, T, T] (float32, from the parallel form) with
+      out = w v when there is no initial state.
+    implementation: 'parallel' (quadratic), 'chunked' (linear in T) or 'recurrent' (a scan over time).
+    chunk_size: chunk length of the chunked form (T need not be a multiple).
+    initial_state: [..., K, H, V] state before position 0 (default zeros).
+    return_state: also return the state after the last position, float32 [..., K, H, V].
+
+  Returns:
+    out [..., T, N, V] in v's dtype; with return_weights and/or return_state: (out, weights), (out, state) or
+    (out, weights, state).
+  """
+  return diagonal('gla', q, k, v, lambda x: x.gate('log_gate', log_gate, (x.d.H,)), mask=mask, is_causal=is_causal,
+                  scale=scale, return_weights=return_weights, implementation=implementation, chunk_size=chunk_size,
+                  initial_state=initial_state, return_state=return_state)
+
+
+def step(state, q_t, k_t, v_t, *, log_gate, scale=None):
+  """One position for cached decoding: state [..., K, H, V] (float32), q_t [..., N, H], k_t [..., K, H],
+  v_t [..., K, V], log_gate [..., K, H] -> (out_t [..., N, V] in v's dtype, new state)."""
+  g = _recurrent.check_step_gate('gla', 'log_gate', log_gate, k_t.shape)
+  return _recurrent.one_step('gla', _step, state, q_t, k_t, v_t, (g,), scale)
