@@ -32,7 +32,8 @@ def _wy(q, k, g, beta):
   gc = jnp.cumsum(g, axis=-1)
   decay = _recurrent.causal_decay(gc)
   strict = jnp.tri(L, k=-1, dtype=jnp.float32)
-  i_plus_l = jnp.eye(L, dtype=jnp.float32) + beta[..., :, None] * jnp.einsum('...th,...sh->...ts', k, k) * decay * strict
+  kk = jnp.einsum('...th,...sh->...ts', k, k)
+  i_plus_l = jnp.eye(L, dtype=jnp.float32) + beta[..., :, None] * kk * decay * strict
   a = jnp.einsum('...tgh,...sh->...gts', q, k) * decay[..., None, :, :]
   return a, i_plus_l, gc
 

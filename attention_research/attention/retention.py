@@ -9,8 +9,8 @@ This is `ssd` with a gate that does not depend on the position.
 
 from __future__ import annotations
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 
 from attention_research.attention import _recurrent
 from attention_research.attention import gla as _gla

@@ -214,6 +214,12 @@ def test_weights_are_the_implied_causal_matrix(name):
   assert state.shape == (B, K, H, V)
 
 
+def test_scale_multiplies_the_queries():
+  x, mask = make_inputs(seed=19), key_mask(seed=20)
+  fn = jax.jit(lambda q, scale: call('gated_delta', q, x['k'], x['v'], x['gates'], mask=mask, scale=scale))
+  assert_close(fn(x['q'], 0.3), fn(x['q'] * (0.3 * np.sqrt(H)), None))
+
+
 @pytest.mark.parametrize('name', NAMES)
 def test_bfloat16_inputs_are_close_to_float32(name):
   """Computed in float32 inside: the only error left is the bfloat16 rounding of inputs and outputs."""
