@@ -8,7 +8,7 @@ Chunked form (the WY/UT representation of Yang et al. 2024, "Parallelizing Linea
 over Sequence Length", with decays). Writing S_t = exp(g_t) S_{t-1} + k_t u_t^T, a chunk with state S0 before it and
 gamma_t = exp(G_t) (G the cumulative log gate inside the chunk) has
     (I + L) U = diag(beta) (V - diag(gamma) K S0),   L_ts = beta_t exp(G_t - G_s) k_t . k_s for s < t,
-solved as U = T V - W S0 with T = (I + L)^{-1} diag(beta) and W = T diag(gamma) K (one triangular solve). Then
+solved as U = T V - W S0 with T = (I + L)^{-1} diag(beta) and W = T diag(gamma) K (one forward substitution). Then
     O = (Q K^T * D) U + diag(gamma) Q S0,            D_ts = exp(G_t - G_s) for s <= t,
     S_L = gamma_L S0 + (K * exp(G_L - G))^T U,
 both affine in S0, which is what the inter-chunk scan carries. Over the whole sequence with S0 = 0 the implied
@@ -17,8 +17,8 @@ attention matrix is w = (Q K^T * D) T. `delta` is this rule with g = 0.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
 
 from attention_research.attention import _recurrent
 from attention_research.attention._recurrent import init_state, state_size  # pylint: disable=unused-import
@@ -26,23 +26,59 @@ from attention_research.attention._recurrent import init_state, state_size  # py
 DEFAULT_CHUNK_SIZE = _recurrent.DEFAULT_CHUNK_SIZE
 
 
+def _forward_substitution(l, b):
+  """x with (I + l) x = b for l [..., L, L] strictly lower triangular, b [..., L, M]: one row per step.
+
+  On CPU this loop is about 30 times faster than XLA's batched triangular solve.
+  """
+  def row(t, x):
+    l_t = jax.lax.dynamic_index_in_dim(l, t, axis=-2, keepdims=False)
+    x_t = jax.lax.dynamic_index_in_dim(b, t, axis=-2, keepdims=False) - jnp.einsum('...s,...sm->...m', l_t, x)
+    return jax.lax.dynamic_update_index_in_dim(x, x_t, t, axis=-2)
+
+  return jax.lax.fori_loop(0, l.shape[-1], row, jnp.zeros_like(b))
+
+
+@jax.custom_vjp
+def unit_lower_solve(l, b):
+  """(I + l)^{-1} b for l strictly lower triangular (entries on and above the diagonal are ignored)."""
+  return _forward_substitution(l * jnp.tri(l.shape[-1], k=-1, dtype=l.dtype), b)
+
+
+def _solve_fwd(l, b):
+  x = unit_lower_solve(l, b)
+  return x, (l, x)
+
+
+def _solve_bwd(res, gx):
+  # The gradient needs (I + l)^{-T} gx, an upper triangular system: reversing positions makes it lower triangular
+  # again, so the backward pass is one more forward substitution and keeps no per-row residuals.
+  l, x = res
+  strict = jnp.tri(l.shape[-1], k=-1, dtype=l.dtype)
+  l_rev = jnp.flip(jnp.swapaxes(l * strict, -1, -2), (-2, -1))
+  gb = jnp.flip(_forward_substitution(l_rev, jnp.flip(gx, -2)), -2)
+  return -jnp.einsum('...tm,...sm->...ts', gb, x) * strict, gb
+
+
+unit_lower_solve.defvjp(_solve_fwd, _solve_bwd)
+
+
 def _wy(q, k, g, beta):
-  """Pieces of one chunk: decayed causal scores a [..., G, L, L], I + L, log gates G [..., L]."""
+  """Pieces of one chunk: decayed causal scores a [..., G, L, L], the strictly lower L, log gates G [..., L]."""
   L = k.shape[-2]
   gc = jnp.cumsum(g, axis=-1)
   decay = _recurrent.causal_decay(gc)
   strict = jnp.tri(L, k=-1, dtype=jnp.float32)
-  kk = jnp.einsum('...th,...sh->...ts', k, k)
-  i_plus_l = jnp.eye(L, dtype=jnp.float32) + beta[..., :, None] * kk * decay * strict
+  l = beta[..., :, None] * jnp.einsum('...th,...sh->...ts', k, k) * decay * strict
   a = jnp.einsum('...tgh,...sh->...gts', q, k) * decay[..., None, :, :]
-  return a, i_plus_l, gc
+  return a, l, gc
 
 
 def _intra(q, k, v, g, beta):
-  a, i_plus_l, gc = _wy(q, k, g, beta)
+  a, l, gc = _wy(q, k, g, beta)
   V = v.shape[-1]
   rhs = beta[..., None] * jnp.concatenate([v, jnp.exp(gc)[..., None] * k], axis=-1)
-  x = solve_triangular(i_plus_l, rhs, lower=True, unit_diagonal=True)
+  x = unit_lower_solve(l, rhs)
   u, w = x[..., :V], x[..., V:]
   o = jnp.einsum('...gts,...sv->...tgv', a, u)
   q_eff = jnp.exp(gc)[..., :, None, None] * q - jnp.einsum('...gts,...sh->...tgh', a, w)
@@ -61,9 +97,8 @@ def _step(s, q, k, v, g, beta):
 
 def _weights(q, k, v, g, beta):
   del v
-  a, i_plus_l, _ = _wy(q, k, g, beta)
-  t = solve_triangular(i_plus_l, beta[..., None, :] * jnp.eye(k.shape[-2], dtype=jnp.float32), lower=True,
-                       unit_diagonal=True)
+  a, l, _ = _wy(q, k, g, beta)
+  t = unit_lower_solve(l, beta[..., None, :] * jnp.eye(k.shape[-2], dtype=jnp.float32))
   return jnp.einsum('...gts,...sr->...gtr', a, t)
 
 
@@ -96,7 +131,7 @@ def gated_delta(q, k, v, *, beta, log_gate, mask=None, is_causal=True, scale=Non
     scale: multiplies q; default 1 / sqrt(H).
     return_weights: also return the implied matrix w [..., N, T, T] (float32, from the parallel form) with
       out = w v when there is no initial state.
-    implementation: 'parallel' (quadratic, one triangular solve over T), 'chunked' (linear in T) or 'recurrent'.
+    implementation: 'parallel' (quadratic, a forward substitution over T), 'chunked' (linear in T) or 'recurrent'.
     chunk_size: chunk length of the chunked form (T need not be a multiple).
     initial_state: [..., K, H, V] state before position 0 (default zeros).
     return_state: also return the state after the last position, float32 [..., K, H, V].
