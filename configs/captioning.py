@@ -15,7 +15,7 @@ Metrics: BLEU and exact match of generated captions, and attention_hit: how ofte
 attends most to a region inside that digit's cell.
 """
 
-from attention_research.training.config import make_config, parse_arg
+from attention_research.training.config_files import make_config, parse_arg
 
 
 def get_config(arg=None):

@@ -15,7 +15,7 @@ Options (after the colon, comma-separated):
   suite                           the budget of the default suite (`python -m experiments.compare`).
 """
 
-from attention_research.training.config import make_config, parse_arg
+from attention_research.training.config_files import make_config, parse_arg
 
 TASKS = ('listops', 'mqar', 'digits', 'imdb')
 

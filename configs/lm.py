@@ -11,7 +11,7 @@ Options (after the colon, comma-separated):
   smoke                tiny data and model on number_translation, a few steps: a run of seconds, for tests.
 """
 
-from attention_research.training.config import make_config, parse_arg
+from attention_research.training.config_files import make_config, parse_arg
 
 
 def get_config(arg=None):

@@ -15,7 +15,7 @@ Evaluation decodes greedily (--config.objective.beam_size=4 for beam search) and
 BLEU and chrF on the test split.
 """
 
-from attention_research.training.config import make_config, parse_arg
+from attention_research.training.config_files import make_config, parse_arg
 
 
 def get_config(arg=None):

@@ -117,10 +117,6 @@ class BatchIterator:
   def num_examples(self) -> int:
     return self._n
 
-  @property
-  def batches_per_epoch(self) -> int:
-    return len(self._epoch_plan(self._epoch))
-
   def _order(self, epoch: int) -> np.ndarray:
     if not self._shuffle:
       return np.arange(self._n)

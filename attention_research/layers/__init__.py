@@ -1,11 +1,11 @@
 """Flax NNX layers built on the attention functions. Linen users wrap them with flax.nnx.bridge.to_linen."""
 
 from attention_research.layers.attention import MultiHeadAttention, RandomFeatures
-from attention_research.layers.blocks import MLP, TransformerBlock
+from attention_research.layers.blocks import ACTIVATIONS, MLP, TransformerBlock
 from attention_research.layers.positional import (POSITIONAL_SCHEMES, LearnedPositionEmbedding,
                                                   RelativePositionBias, check_scheme)
 from attention_research.layers.rnn_attention import LUONG_SCORES, AdditiveAttention, LuongAttention
 
-__all__ = ['MultiHeadAttention', 'RandomFeatures', 'MLP', 'TransformerBlock', 'POSITIONAL_SCHEMES',
+__all__ = ['MultiHeadAttention', 'RandomFeatures', 'ACTIVATIONS', 'MLP', 'TransformerBlock', 'POSITIONAL_SCHEMES',
            'LearnedPositionEmbedding', 'RelativePositionBias', 'check_scheme', 'AdditiveAttention',
            'LuongAttention', 'LUONG_SCORES']

@@ -42,9 +42,6 @@ class Checkpointer:
         meta=ocp.args.JsonRestore()))
     return TrainState.from_dict(out.state), out.data['iterators'], out.meta
 
-  def wait(self):
-    self._manager.wait_until_finished()
-
   def close(self):
     self._manager.wait_until_finished()
     self._manager.close()

@@ -101,9 +101,5 @@ def stack(trees: Sequence[Any]):
   return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def unstack(tree, n: int) -> list[Any]:
-  return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(n)]
-
-
 def stack_batches(batches: Sequence[dict]) -> dict:
   return {k: np.stack([b[k] for b in batches]) for k in batches[0]}

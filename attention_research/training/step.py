@@ -57,13 +57,15 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, seed: int):
   return graphdef, rng_state, state
 
 
-def reseed(model: nnx.Module, key: jax.Array):
-  """Sets every RNG stream of the model to a key derived from `key` and the stream's name."""
-  for _, node in nnx.iter_graph(model):
-    if isinstance(node, nnx.RngStream):
-      tag = node.key.tag
-      node.key.set_value(jax.random.fold_in(key, zlib.crc32(str(tag).encode()) & 0x7FFFFFFF))
-      node.count.set_value(jnp.zeros((), jnp.uint32))
+def stream_names(rng_state) -> tuple[str, ...]:
+  """The names (tags) of the RNG streams in a model's nnx.RngState."""
+  return tuple(sorted({v.tag for _, v in nnx.to_flat_state(rng_state) if isinstance(v, nnx.RngKey)}))
+
+
+def reseed(model: nnx.Module, key: jax.Array, streams: tuple[str, ...]):
+  """nnx.reseed of every stream in `streams` from a key derived from `key` and the stream's name."""
+  nnx.reseed(model, policy='match_shape',
+             **{name: jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF) for name in streams})
 
 
 def _same_paths(old, new):
@@ -80,12 +82,14 @@ def num_params(params) -> int:
 def make_train_step(loss_fn: Callable, graphdef, rng_state, tx: optax.GradientTransformation) -> Callable:
   """step(state, batch) -> (state, metrics); loss_fn(model, batch, rng) -> (loss, metrics)."""
 
+  streams = stream_names(rng_state)
+
   def step(state: TrainState, batch):
     key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
     def objective(params):
       model = merge_model(graphdef, params, rng_state, state.rest)
-      reseed(model, key)
+      reseed(model, key, streams)
       loss, metrics = loss_fn(model, batch, key)
       _, _, _, rest = split_model(model)
       return loss, (metrics, _same_paths(state.rest, rest))

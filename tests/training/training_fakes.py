@@ -125,7 +125,7 @@ def tiny_config(**overrides):
 
   overrides: dotted fields, e.g. tiny_config(**{'train.steps': 20}).
   """
-  from attention_research.training.config import make_config
+  from attention_research.training.config_files import make_config
   sections = dict(
       model={'name': 'training_fakes:TinyClassifier', 'width': 16, 'heads': 2, 'attention': 'dot_product',
              'dropout': 0.1},

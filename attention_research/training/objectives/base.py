@@ -255,7 +255,3 @@ class Objective:
         raise ValueError(f'evaluation batch of {n} rows after one of {rows}.')
       padded, n = pad_rows(batch, rows)
       yield self.put(padded), n
-
-
-def mean_metrics(sums: dict[str, float], count: float) -> dict[str, float]:
-  return {k: v / max(count, 1.0) for k, v in sums.items()}
