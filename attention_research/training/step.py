@@ -63,9 +63,14 @@ def stream_names(rng_state) -> tuple[str, ...]:
 
 
 def reseed(model: nnx.Module, key: jax.Array, streams: tuple[str, ...]):
-  """nnx.reseed of every stream in `streams` from a key derived from `key` and the stream's name."""
-  nnx.reseed(model, policy='match_shape',
-             **{name: jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF) for name in streams})
+  """nnx.reseed of every stream in `streams` to fold_in(key, crc32(stream name)), its count back to 0.
+
+  The policy hands nnx.reseed the derived key itself (nnx.reseed would otherwise fold the count into it), so a
+  stream draws exactly what it drew before this used nnx.reseed, and runs stay comparable across versions.
+  """
+  for name in streams:
+    stream_key = jax.random.fold_in(key, zlib.crc32(name.encode()) & 0x7FFFFFFF)
+    nnx.reseed(model, policy=lambda path, derived, shape, k=stream_key: jnp.broadcast_to(k, shape), **{name: 0})
 
 
 def _same_paths(old, new):
