@@ -23,6 +23,7 @@ class TransformerBlock(nnx.Module):
 
   `attention` holds MultiHeadAttention keyword arguments for self-attention (variant, variant_options,
   num_kv_heads, use_rope, max_length, ...); `cross_attention` those for cross-attention, or None for none.
+  Inside an nnx.capture both attention layers sow their weights (see layers.capture).
   """
 
   def __init__(self, d_model: int, num_heads: int, mlp_dim: int, *, attention: dict | None = None,
@@ -41,20 +42,14 @@ class TransformerBlock(nnx.Module):
     self.dropout = nnx.Dropout(dropout_rate, rngs=rngs if dropout_rate > 0 else None)
 
   def __call__(self, x, *, mask=None, bias=None, is_causal=False, positions=None, memory=None,
-               memory_mask=None, decode=False, deterministic=None, return_weights=False):
-    weights = {}
+               memory_mask=None, decode=False, deterministic=None):
     h = self.self_attention(self.ln_self(x), mask=mask, bias=bias, is_causal=is_causal, positions=positions,
-                            decode=decode, deterministic=deterministic, return_weights=return_weights)
-    if return_weights:
-      h, weights['self'] = h
+                            decode=decode, deterministic=deterministic)
     x = x + self.dropout(h, deterministic=deterministic)
     if self.has_cross:
       if memory is None:
         raise ValueError('this block has cross-attention and needs memory=[B, S, D].')
-      h = self.cross_attention(self.ln_cross(x), memory, mask=memory_mask, deterministic=deterministic,
-                               return_weights=return_weights)
-      if return_weights:
-        h, weights['cross'] = h
+      h = self.cross_attention(self.ln_cross(x), memory, mask=memory_mask, deterministic=deterministic)
       x = x + self.dropout(h, deterministic=deterministic)
     x = x + self.dropout(self.mlp(self.ln_mlp(x), deterministic=deterministic), deterministic=deterministic)
-    return (x, weights) if return_weights else x
+    return x
