@@ -161,7 +161,8 @@ def attention_maps(model, call: Callable) -> dict[str, Any]:
   """The attention maps the model's layers sow while call(model) runs, by group (layers.capture)."""
   _, maps = capture_attention(call, model)
   if not maps:
-    raise NotImplementedError(f'{type(model).__name__} sows no attention weights, so there is nothing to plot.')
+    raise NotImplementedError(f'{type(model).__name__} does not return attention weights (none of its layers sows '
+                              'any inside nnx.capture), so there is nothing to plot.')
   return maps
 
 
