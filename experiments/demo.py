@@ -79,7 +79,7 @@ def run(out_dir, seed: int = 0, *, verbose: bool = True) -> dict:
 
   # 1. Additive (Bahdanau) attention through the NNX layer, and the same computation written out.
   bahdanau = layers.AdditiveAttention(D, D, A, rngs=nnx.Rngs(seed))
-  context_add, weights_add = bahdanau(h[None], enc[None])  # [1, D], [1, S]
+  context_add, weights_add = bahdanau.context_and_weights(h[None], enc[None])  # [1, D], [1, S]
   context_add, weights_add = context_add[0], weights_add[0]
   w_q, w_k, v = (np.asarray(bahdanau.w_q[...]), np.asarray(bahdanau.w_k[...]), np.asarray(bahdanau.v[...]))
   hidden = np.tanh(h @ w_q + enc @ w_k)  # [S, A]
@@ -124,7 +124,7 @@ def run(out_dir, seed: int = 0, *, verbose: bool = True) -> dict:
       f'{SOURCE[int(np.argmax(weights_dot))]!r}.\n')
 
   # 3. Every target word's weights, for the heatmap.
-  all_add = bahdanau(dec, np.broadcast_to(enc, (len(TARGET),) + enc.shape))[1]  # [T, S]
+  all_add = bahdanau.context_and_weights(dec, np.broadcast_to(enc, (len(TARGET),) + enc.shape))[1]  # [T, S]
   all_dot = attention.dot_product(dec[None, :, None, :], kv, kv, return_weights=True)[1][0, 0]  # [T, S]
   for name, w in (('additive', all_add), ('dot-product', all_dot)):
     _check(np.allclose(np.asarray(w).sum(-1), 1.0, atol=1e-5), f'{name} rows do not sum to 1 over positions')

@@ -1,8 +1,9 @@
 """Looking at attention: maps, alignments, statistics and tables, from arrays of weights (numpy or jax).
 
-Nothing here takes a model: every function takes the weights a model or an attention function returns with
-return_weights=True, so it works for every variant (approximate ones reconstruct their implied weights) and
-every model. Plots are matplotlib Figures (no pyplot state), saved as PNG when given a path.
+Nothing here takes a model: every function takes the weights an attention function returns with
+return_weights=True or that `layers.capture_attention` reads from a model, so it works for every variant
+(approximate ones reconstruct their implied weights) and every model. Plots are matplotlib Figures (no pyplot
+state), saved as PNG when given a path.
 
   heatmaps     heatmap(weights [T, S]), attention_grid(layers x heads of one example)
   alignments   alignment(weights, source_tokens, target_tokens): translation / RNN alignments

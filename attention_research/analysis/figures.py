@@ -12,7 +12,7 @@
     # -> {figure name: pathlib.Path} of the files written (PNG figures and attention_stats.csv)
 
 Every array argument keeps the model's leading batch axis [B, ...]; `example` selects the row to draw.
-`weights` is what the model returns with return_weights=True:
+`weights` is what `layers.capture_attention` reads from the model (or an attention function's return_weights=True):
   transformer/vit  one [B, N, T, S] array, a list of them (one per layer), or a tree of them such as a
                    list of per-layer dicts {'self': ..., 'cross': ...}, possibly under 'encoder'/'decoder'
                    (None leaves are skipped). Maps that differ only by layer index form one group.

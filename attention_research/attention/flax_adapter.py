@@ -51,6 +51,9 @@ def as_flax_attention_fn(name: str = 'dot_product', **options):
 def _sow(module, weights):
   from flax import nnx  # pylint: disable=g-import-not-at-top
   if isinstance(module, nnx.Module):
-    module.sow(nnx.Intermediate, 'attention_weights', weights)
+    # NNX collects intermediates only inside nnx.capture (which gives each module __captures__); a sow
+    # outside one is deprecated, so the weights are then simply not kept.
+    if hasattr(module, '__captures__'):
+      module.sow(nnx.Intermediate, 'attention_weights', weights)
   else:
     module.sow('intermediates', 'attention_weights', weights)

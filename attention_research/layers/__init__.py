@@ -2,10 +2,11 @@
 
 from attention_research.layers.attention import MultiHeadAttention, RandomFeatures
 from attention_research.layers.blocks import ACTIVATIONS, MLP, TransformerBlock
+from attention_research.layers.capture import capture_attention, capturing
 from attention_research.layers.positional import (POSITIONAL_SCHEMES, LearnedPositionEmbedding,
                                                   RelativePositionBias, check_scheme)
 from attention_research.layers.rnn_attention import LUONG_SCORES, AdditiveAttention, LuongAttention
 
 __all__ = ['MultiHeadAttention', 'RandomFeatures', 'ACTIVATIONS', 'MLP', 'TransformerBlock', 'POSITIONAL_SCHEMES',
            'LearnedPositionEmbedding', 'RelativePositionBias', 'check_scheme', 'AdditiveAttention',
-           'LuongAttention', 'LUONG_SCORES']
+           'LuongAttention', 'LUONG_SCORES', 'capture_attention', 'capturing']

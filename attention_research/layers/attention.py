@@ -9,6 +9,7 @@ from flax.core import FrozenDict
 
 from attention_research import attention
 from attention_research.attention import positional
+from attention_research.layers.capture import NAME, capturing
 
 
 class RandomFeatures(nnx.Variable):
@@ -115,13 +116,12 @@ class MultiHeadAttention(nnx.Module):
     return x.reshape(x.shape[:-1] + (heads, self.head_dim))
 
   def __call__(self, inputs_q, inputs_kv=None, *, mask=None, bias=None, is_causal: bool = False,
-               positions=None, kv_positions=None, decode: bool = False, deterministic: bool | None = None,
-               return_weights: bool = False):
+               positions=None, kv_positions=None, decode: bool = False, deterministic: bool | None = None):
     """inputs_q [B, T, D]; inputs_kv [B, S, D_kv] (default inputs_q). mask broadcastable to [B, N, T, S].
 
     decode=True appends this step's keys/values to the cache (see init_cache) and attends over everything
-    cached so far; positions then default to the cache index. Returns [B, T, D_out], plus weights
-    [B, N, T, S] with return_weights=True (also sown as nnx.Intermediate 'attention_weights').
+    cached so far; positions then default to the cache index. Returns [B, T, D_out]. Inside an
+    nnx.capture of nnx.Intermediate the weights [B, N, T, S] are sown as 'attention_weights' (layers.capture).
     """
     self_attention = inputs_kv is None
     inputs_kv = inputs_q if self_attention else inputs_kv
@@ -161,11 +161,10 @@ class MultiHeadAttention(nnx.Module):
       kw['window'] = (L, L)
     if bias is not None:
       kw['bias'] = bias
-    result = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=return_weights, **kw)
-    out, weights = result if return_weights else (result, None)
+    if capturing(self):
+      out, weights = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=True, **kw)
+      self.sow(nnx.Intermediate, NAME, weights)
+    else:
+      out = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, **kw)
     out = self.dropout(out, deterministic=deterministic)
-    out = self.out(out.reshape(out.shape[:-2] + (-1,)))
-    if return_weights:
-      self.sow(nnx.Intermediate, 'attention_weights', weights)
-      return out, weights
-    return out
+    return self.out(out.reshape(out.shape[:-2] + (-1,)))

@@ -70,6 +70,8 @@ class TransformerBlock(nnx.Module):
     'swiglu', 'geglu').
   use_bias: biases on every projection (attention q/k/v/out and the MLP); None keeps the project's mix,
     unbiased attention and biased MLP. A `use_bias` in `attention`/`cross_attention` wins for that layer.
+
+  Inside an nnx.capture both attention layers sow their weights (see layers.capture).
   """
 
   def __init__(self, d_model: int, num_heads: int, mlp_dim: int, *, attention: dict | None = None,
@@ -103,22 +105,14 @@ class TransformerBlock(nnx.Module):
     return ln(x) if self.post_norm else x
 
   def __call__(self, x, *, mask=None, bias=None, is_causal=False, positions=None, memory=None,
-               memory_mask=None, decode=False, deterministic=None, return_weights=False):
-    weights = {}
+               memory_mask=None, decode=False, deterministic=None):
     h = self.self_attention(self._pre(self.ln_self, x), mask=mask, bias=bias, is_causal=is_causal,
-                            positions=positions, decode=decode, deterministic=deterministic,
-                            return_weights=return_weights)
-    if return_weights:
-      h, weights['self'] = h
+                            positions=positions, decode=decode, deterministic=deterministic)
     x = self._post(self.ln_self, x + self.dropout(h, deterministic=deterministic))
     if self.has_cross:
       if memory is None:
         raise ValueError('this block has cross-attention and needs memory=[B, S, D].')
-      h = self.cross_attention(self._pre(self.ln_cross, x), memory, mask=memory_mask, deterministic=deterministic,
-                               return_weights=return_weights)
-      if return_weights:
-        h, weights['cross'] = h
+      h = self.cross_attention(self._pre(self.ln_cross, x), memory, mask=memory_mask, deterministic=deterministic)
       x = self._post(self.ln_cross, x + self.dropout(h, deterministic=deterministic))
     h = self.mlp(self._pre(self.ln_mlp, x), deterministic=deterministic)
-    x = self._post(self.ln_mlp, x + self.dropout(h, deterministic=deterministic))
-    return (x, weights) if return_weights else x
+    return self._post(self.ln_mlp, x + self.dropout(h, deterministic=deterministic))

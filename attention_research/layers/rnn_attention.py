@@ -1,4 +1,9 @@
-"""A decoder state attending over encoder outputs: Bahdanau (additive) and Luong (dot, general, concat)."""
+"""A decoder state attending over encoder outputs: Bahdanau (additive) and Luong (dot, general, concat).
+
+Calling a module returns the context [B, Dv] (and sows the weights [B, S] inside an nnx.capture, see
+layers.capture); `context_and_weights` returns both, for a decoder whose output depends on the weights or that
+runs the attention inside a scan (where sowing would leak tracers out of the scan body).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from flax import nnx
 
 from attention_research import attention
 from attention_research.layers.attention import _param
+from attention_research.layers.capture import NAME, sow_if_capturing
 
 LUONG_SCORES = ('dot', 'general', 'concat')
 
@@ -30,24 +36,35 @@ def _squeeze(result):
   return out[:, 0, 0, :], w[:, 0, 0, :]
 
 
-class AdditiveAttention(nnx.Module):
-  """Bahdanau et al. 2015: e_s = v . tanh(W_q h + W_k m_s). Returns (context [B, Dv], weights [B, S])."""
+class _ContextAttention(nnx.Module):
+  def context_and_weights(self, query, keys, values=None, *, mask=None):
+    raise NotImplementedError
+
+  def __call__(self, query, keys, values=None, *, mask=None):
+    context, weights = self.context_and_weights(query, keys, values, mask=mask)
+    sow_if_capturing(self, NAME, weights)
+    return context
+
+
+class AdditiveAttention(_ContextAttention):
+  """Bahdanau et al. 2015: e_s = v . tanh(W_q h + W_k m_s). context_and_weights: (context [B, Dv], weights
+  [B, S])."""
 
   def __init__(self, query_features: int, key_features: int, hidden_features: int, *, rngs: nnx.Rngs):
     self.w_q = _param(rngs, (query_features, hidden_features), query_features, jnp.float32)
     self.w_k = _param(rngs, (key_features, hidden_features), key_features, jnp.float32)
     self.v = _param(rngs, (hidden_features,), hidden_features, jnp.float32)
 
-  def __call__(self, query, keys, values=None, *, mask=None):
+  def context_and_weights(self, query, keys, values=None, *, mask=None):
     q, k, v, m = _as_heads(query, keys, keys if values is None else values, mask)
     params = {'w_q': self.w_q[...], 'w_k': self.w_k[...], 'v': self.v[...]}
     return _squeeze(attention.additive(q, k, v, params=params, mask=m, return_weights=True))
 
 
-class LuongAttention(nnx.Module):
+class LuongAttention(_ContextAttention):
   """Luong et al. 2015 scores: 'dot' h.m, 'general' h W m, 'concat' v . tanh(W [h; m]).
 
-  Returns (context [B, Dv], weights [B, S]).
+  context_and_weights: (context [B, Dv], weights [B, S]).
   """
 
   def __init__(self, query_features: int, key_features: int, *, score: str = 'general',
@@ -66,7 +83,7 @@ class LuongAttention(nnx.Module):
       self.w_k = _param(rngs, (key_features, A), query_features + key_features, jnp.float32)
       self.v = _param(rngs, (A,), A, jnp.float32)
 
-  def __call__(self, query, keys, values=None, *, mask=None):
+  def context_and_weights(self, query, keys, values=None, *, mask=None):
     q, k, v, m = _as_heads(query, keys, keys if values is None else values, mask)
     if self.score == 'concat':
       params = {'w_q': self.w_q[...], 'w_k': self.w_k[...], 'v': self.v[...]}

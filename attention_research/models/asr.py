@@ -341,15 +341,12 @@ class ConformerBlock(nnx.Module):
     self.norm_out = nnx.LayerNorm(d, rngs=rngs)
     self.dropout = nnx.Dropout(cfg.dropout_rate, rngs=rngs)
 
-  def __call__(self, x, mask, valid_BF, *, deterministic, return_weights=False):
+  def __call__(self, x, mask, valid_BF, *, deterministic):
     x = x + 0.5 * self.ffn1(x, deterministic=deterministic)
-    h = self.self_attention(self.norm_att(x), mask=mask, deterministic=deterministic,
-                            return_weights=return_weights)
-    h, w = h if return_weights else (h, None)
+    h = self.self_attention(self.norm_att(x), mask=mask, deterministic=deterministic)
     x = x + self.dropout(h, deterministic=deterministic)
     x = x + self.conv(x, valid_BF, deterministic=deterministic)
-    x = self.norm_out(x + 0.5 * self.ffn2(x, deterministic=deterministic))
-    return (x, w) if return_weights else x
+    return self.norm_out(x + 0.5 * self.ffn2(x, deterministic=deterministic))
 
 
 class ConformerStack(nnx.Module):
@@ -360,19 +357,15 @@ class ConformerStack(nnx.Module):
     self.blocks = nnx.List([ConformerBlock(cfg, rngs=rngs) for _ in range(cfg.num_encoder_layers)])
     self.dropout = nnx.Dropout(cfg.dropout_rate, rngs=rngs)
 
-  def __call__(self, x, valid_BF, *, deterministic=True, return_weights=False):
+  def __call__(self, x, valid_BF, *, deterministic=True):
     cfg = self.cfg
     if cfg.positional == 'sinusoidal':
       x = x + pos_lib.sinusoidal(cfg.max_frames, cfg.d_model)[:x.shape[1]].astype(x.dtype)
     x = self.dropout(x, deterministic=deterministic)
     mask = valid_BF[:, None, None, :]
-    weights = []
     for block in self.blocks:
-      x = block(x, mask, valid_BF, deterministic=deterministic, return_weights=return_weights)
-      if return_weights:
-        x, w = x
-        weights.append(w)
-    return (x, {'self': weights}) if return_weights else x
+      x = block(x, mask, valid_BF, deterministic=deterministic)
+    return x
 
 
 # --------------------------------------------------------------------------------------------------- model
@@ -411,9 +404,8 @@ class ASR(nnx.Module):
       feats = self.specaugment(feats, lengths)
     return feats, lengths
 
-  def encode(self, audio, audio_lengths, *, deterministic: bool = True, return_weights: bool = False):
-    """audio [B, N], audio_lengths [B] -> (encoder frames [B, F, D], frame_lengths [B])
-    [, per-layer self-attention weights [B, H, F, F]]."""
+  def encode(self, audio, audio_lengths, *, deterministic: bool = True):
+    """audio [B, N], audio_lengths [B] -> (encoder frames [B, F, D], frame_lengths [B])."""
     cfg = self.cfg
     feats, lengths = self.features(audio, audio_lengths, deterministic=deterministic)
     if feats.shape[1] < 7:
@@ -426,54 +418,38 @@ class ASR(nnx.Module):
     frame_lengths = jnp.minimum(subsampled_length(lengths), F).astype(jnp.int32)
     valid = jnp.arange(F)[None, :] < frame_lengths[:, None]
     x = jnp.where(valid[..., None], x, 0.0)
-    out = self.encoder(x, valid, deterministic=deterministic, return_weights=return_weights)
-    if return_weights:
-      return out[0], frame_lengths, out[1]['self']
-    return out, frame_lengths
+    return self.encoder(x, valid, deterministic=deterministic), frame_lengths
 
   # -- decoder
   def _embed_targets(self, tokens):
     return self.embed(tokens) * math.sqrt(self.cfg.d_model)
 
-  def decode_targets(self, targets_in, memory, frame_lengths, *, deterministic: bool = True,
-                     return_weights: bool = False):
-    """Teacher-forced decoder: targets_in [B, T] (BOS + targets[:-1]) -> logits [B, T, V]
-    [, {'self': [per-layer [B, H, T, T]], 'cross': [per-layer [B, H, T, F]]}]."""
+  def decode_targets(self, targets_in, memory, frame_lengths, *, deterministic: bool = True):
+    """Teacher-forced decoder: targets_in [B, T] (BOS + targets[:-1]) -> logits [B, T, V]; layers.capture_attention
+    reads {'self': [per-layer [B, H, T, T]], 'cross': [per-layer [B, H, T, F]]}."""
     T = targets_in.shape[1]
     if T > self.cfg.max_target_length:
       raise ValueError(f'{T} target positions exceed max_target_length={self.cfg.max_target_length}.')
     memory_mask = masks.padding(frame_lengths, memory.shape[1])
-    out = self.decoder(self._embed_targets(targets_in), targets_in != self.cfg.pad_id, memory=memory,
-                       memory_mask=memory_mask, deterministic=deterministic, return_weights=return_weights)
-    if return_weights:
-      return self.output(out[0]), out[1]
-    return self.output(out)
+    h = self.decoder(self._embed_targets(targets_in), targets_in != self.cfg.pad_id, memory=memory,
+                     memory_mask=memory_mask, deterministic=deterministic)
+    return self.output(h)
 
   def decode_step(self, tokens, memory, memory_mask):
     """One cached decoder step: tokens [R] -> logits [R, V]. Needs decoder.init_cache(R, length)."""
     h = self.decoder(self._embed_targets(tokens[:, None]), memory=memory, memory_mask=memory_mask, decode=True)
     return self.output(h[:, 0])
 
-  def __call__(self, audio, audio_lengths, targets_in, *, deterministic: bool = True,
-               return_weights: bool = False):
+  def __call__(self, audio, audio_lengths, targets_in, *, deterministic: bool = True):
     """audio [B, N] float samples, audio_lengths [B], targets_in [B, T] (BOS + targets[:-1], 0-padded).
 
-    Returns {'ctc_logits': [B, F, V], 'frame_lengths': [B], 'logits': [B, T, V]}; with return_weights also
-    'cross_attention' [B, H, T, F] (the last decoder layer's weights over encoder frames) and
-    'attention_weights' {'encoder': [...], 'self': [...], 'cross': [...]} (one array per layer).
+    Returns {'ctc_logits': [B, F, V], 'frame_lengths': [B], 'logits': [B, T, V]}; layers.capture_attention
+    reads {'encoder': [...], 'self': [...], 'cross': [...]} (one array per layer; the last 'cross' is the
+    decoder's alignment over encoder frames).
     """
-    enc = self.encode(audio, audio_lengths, deterministic=deterministic, return_weights=return_weights)
-    memory, frame_lengths = enc[0], enc[1]
-    out = {'ctc_logits': self.ctc_head(memory), 'frame_lengths': frame_lengths}
-    dec = self.decode_targets(targets_in, memory, frame_lengths, deterministic=deterministic,
-                              return_weights=return_weights)
-    if return_weights:
-      out['logits'] = dec[0]
-      out['cross_attention'] = dec[1]['cross'][-1]
-      out['attention_weights'] = {'encoder': enc[2], **dec[1]}
-    else:
-      out['logits'] = dec
-    return out
+    memory, frame_lengths = self.encode(audio, audio_lengths, deterministic=deterministic)
+    logits = self.decode_targets(targets_in, memory, frame_lengths, deterministic=deterministic)
+    return {'ctc_logits': self.ctc_head(memory), 'frame_lengths': frame_lengths, 'logits': logits}
 
   def loss(self, outputs, targets, *, ctc_weight: float | None = None, label_smoothing: float = 0.0):
     """hybrid_loss with this model's ids and, by default, its configured ctc_weight."""
@@ -485,7 +461,7 @@ class ASR(nnx.Module):
   # -- inference
   def decode(self, audio, audio_lengths, *, method: str = 'joint', beam_size: int = 4,
              max_length: int | None = None, ctc_weight: float | None = None, alpha: float = 0.0,
-             pre_beam: int | None = None, return_weights: bool = False):
+             pre_beam: int | None = None):
     """Transcribes audio [B, N] (audio_lengths [B] samples) -> token ids [B, L].
 
     method: 'ctc_greedy' (best path: repeats merged, blanks removed; no EOS), 'attention_greedy',
@@ -497,9 +473,21 @@ class ASR(nnx.Module):
     pre_beam: joint decoding scores only the pre_beam best tokens of the attention decoder per hypothesis
       with CTC (ESPnet's pre-beam, for large vocabularies); default: every token. With pre_beam >= 2 *
       beam_size and ctc_weight = 0 the search equals 'attention_beam'.
-    return_weights: also return the decoder's cross-attention [B, H, L, F] of each output token over the
-      encoder frames (last layer, teacher-forced on the output; 0 at padding), for alignment plots.
+    decode_with_alignments also returns the alignments.
     """
+    return self._transcribe(audio, audio_lengths, method=method, beam_size=beam_size, max_length=max_length,
+                            ctc_weight=ctc_weight, alpha=alpha, pre_beam=pre_beam, alignments=False)[0]
+
+  def decode_with_alignments(self, audio, audio_lengths, *, method: str = 'joint', beam_size: int = 4,
+                             max_length: int | None = None, ctc_weight: float | None = None, alpha: float = 0.0,
+                             pre_beam: int | None = None):
+    """`decode`, and the decoder's cross-attention [B, H, L, F] of each output token over the encoder frames
+    (last layer, teacher-forced on the output; 0 at padding), for alignment plots: (tokens, weights)."""
+    return self._transcribe(audio, audio_lengths, method=method, beam_size=beam_size, max_length=max_length,
+                            ctc_weight=ctc_weight, alpha=alpha, pre_beam=pre_beam, alignments=True)
+
+  def _transcribe(self, audio, audio_lengths, *, method, beam_size, max_length, ctc_weight, alpha, pre_beam,
+                  alignments):
     cfg = self.cfg
     if method not in METHODS:
       raise ValueError(f'unknown decoding method {method!r}; known: {METHODS}.')
@@ -519,8 +507,8 @@ class ASR(nnx.Module):
     graphdef, state = nnx.split(self)
     tokens, weights = _decode(graphdef, state, audio, audio_lengths, method=method, beam_size=beam_size,
                               max_length=max_length, ctc_weight=jnp.float32(ctc_weight), alpha=float(alpha),
-                              pre_beam=pre_beam, return_weights=return_weights)
-    return (tokens, weights) if return_weights else tokens
+                              pre_beam=pre_beam, alignments=alignments)
+    return tokens, weights
 
 
 def hybrid_loss(outputs, targets, *, ctc_weight: float, blank_id: int = 0, pad_id: int = 0, eos_id: int = 2,
@@ -616,9 +604,10 @@ def _search(model: ASR, memory, frame_lengths, ctc_logp, *, method, beam_size, m
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'method', 'beam_size', 'max_length', 'alpha', 'pre_beam',
-                                             'return_weights'))
+                                             'alignments'))
 def _decode(graphdef, state, audio, audio_lengths, *, method, beam_size, max_length, ctc_weight, alpha, pre_beam,
-            return_weights):
+            alignments):
+  """(tokens [B, L], the last decoder layer's cross-attention [B, H, L, F] with alignments, else None)."""
   model = nnx.merge(graphdef, state)
   cfg = model.cfg
   memory, frame_lengths = model.encode(audio, audio_lengths)
@@ -631,9 +620,9 @@ def _decode(graphdef, state, audio, audio_lengths, *, method, beam_size, max_len
     tokens = _search(nnx.merge(graphdef, state), memory, frame_lengths, ctc_logp, method=method,
                      beam_size=beam_size, max_length=max_length, ctc_weight=ctc_weight, alpha=alpha,
                      pre_beam=pre_beam)
-  if not return_weights:
+  if not alignments:
     return tokens, None
   targets_in = jnp.concatenate([jnp.full((tokens.shape[0], 1), cfg.bos_id, tokens.dtype), tokens[:, :-1]], 1)
-  _, weights = model.decode_targets(targets_in, memory, frame_lengths, return_weights=True)
-  cross = weights['cross'][-1]
+  _, maps = layers.capture_attention(ASR.decode_targets, model, targets_in, memory, frame_lengths)
+  cross = maps['cross'][-1]
   return tokens, jnp.where((tokens != cfg.pad_id)[:, None, :, None], cross, 0.0)

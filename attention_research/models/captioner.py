@@ -35,6 +35,7 @@ from flax import nnx
 
 from attention_research import attention as attention_lib
 from attention_research.layers import AdditiveAttention, LearnedPositionEmbedding, TransformerBlock
+from attention_research.layers.capture import NAME, capture_attention, sow_if_capturing
 from attention_research.models import decoding
 
 ENCODERS = ('conv', 'patch')
@@ -209,7 +210,7 @@ class Captioner(nnx.Module):
   def _lstm_step(self, state, y_emb_BE, regions_BRF):
     """One step: returns (new state, h_t [B, H], z_t [B, F], alpha_t [B, R])."""
     h, c = state['h'], state['c']
-    z, alpha = self.attend(h, regions_BRF)
+    z, alpha = self.attend.context_and_weights(h, regions_BRF)
     if self.f_beta is not None:
       z = jax.nn.sigmoid(self.f_beta(h)) * z
     (c, h), _ = self.cell((c, h), jnp.concatenate([y_emb_BE, z], -1))
@@ -228,27 +229,29 @@ class Captioner(nnx.Module):
     _, (h_TBH, z_TBF, alpha_TBR) = jax.lax.scan(body, self._lstm_init(regions_BRF),
                                                 jnp.swapaxes(y_emb_BTE, 0, 1))
     h_BTH, z_BTF, alpha_BTR = (jnp.swapaxes(x, 0, 1) for x in (h_TBH, z_TBF, alpha_TBR))
+    sow_if_capturing(self, NAME, alpha_BTR)  # after the scan: a sow inside its body would leak tracers
     return self._lstm_logits(y_emb_BTE, h_BTH, z_BTF, deterministic=deterministic), alpha_BTR
 
   # --- Transformer decoder
-  def _transformer_decode(self, regions_BRF, caption_in_BT, *, deterministic, return_alphas=True):
+  def _transformer_decode(self, regions_BRF, caption_in_BT, *, deterministic, with_alphas=True):
+    """(logits [B, T, V], alphas [B, T, R] or None): the alphas are the last block's cross-attention, read
+    through a capture of this model's own attention weights."""
+    if not with_alphas:
+      return self._transformer_logits(regions_BRF, caption_in_BT, deterministic=deterministic), None
+    logits, maps = capture_attention(Captioner._transformer_logits, self, regions_BRF, caption_in_BT,
+                                     deterministic=deterministic)
+    return logits, maps['cross'][-1].mean(axis=1).astype(jnp.float32)  # [B, N, T, R] -> [B, T, R]
+
+  def _transformer_logits(self, regions_BRF, caption_in_BT, *, deterministic):
     T = caption_in_BT.shape[1]
     if T > self.cfg.max_length:
       raise ValueError(f'caption length {T} exceeds max_length={self.cfg.max_length}.')
     x = self.embed(caption_in_BT) * jnp.sqrt(jnp.float32(self.cfg.hidden_size)) + self.position(jnp.arange(T))
     x = self.dropout(x, deterministic=deterministic)
-    cross = None
     for block in self.blocks:
       # Captions are right-padded, so the causal mask alone keeps padding out of every real position.
-      x = block(x, is_causal=True, memory=regions_BRF, deterministic=deterministic, return_weights=return_alphas)
-      if return_alphas:
-        x, weights = x
-        cross = weights['cross']
-    logits = self.output(self.final_norm(x))
-    if not return_alphas:
-      return logits, None
-    nnx.pop(self, nnx.Intermediate)  # drop the sown weights, which would change the model's state structure
-    return logits, cross.mean(axis=1).astype(jnp.float32)  # [B, N, T, R] -> [B, T, R]
+      x = block(x, is_causal=True, memory=regions_BRF, deterministic=deterministic)
+    return self.output(self.final_norm(x))
 
   # --- public API
   def encode(self, image, *, deterministic=True):
@@ -349,7 +352,7 @@ def _step(graphdef, params, tokens_R, state):
   rows = jnp.arange(tokens_R.shape[0])
   prefix = state['tokens'].at[rows, state['pos']].set(tokens_R)
   # Causal attention: positions after pos see nothing of the prefix's future, so the zeros there are harmless.
-  logits, _ = model._transformer_decode(regions, prefix, deterministic=True, return_alphas=False)  # pylint: disable=protected-access
+  logits, _ = model._transformer_decode(regions, prefix, deterministic=True, with_alphas=False)  # pylint: disable=protected-access
   logits = logits[rows, state['pos']]
   return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), {'regions': regions, 'tokens': prefix,
                                                                    'pos': state['pos'] + 1}

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attention_research.layers import LUONG_SCORES, AdditiveAttention, LuongAttention
+from attention_research.layers.capture import NAME, capture_attention, sow_if_capturing
 from attention_research.models import decoding
 
 CELLS = ('gru', 'lstm')
@@ -176,13 +177,13 @@ class RNNSeq2Seq(nnx.Module):
     carry, feed = state['carry'], state['feed']
     hidden = lambda c: c if cfg.cell == 'gru' else c[1]
     if cfg.attention == 'bahdanau':
-      ctx, w = self.attend(hidden(carry), memory['keys'], memory['values'], mask=memory['mask'])
+      ctx, w = self.attend.context_and_weights(hidden(carry), memory['keys'], memory['values'], mask=memory['mask'])
       carry, h = self.dec_cell(carry, jnp.concatenate([y_emb_BE, ctx], -1))
       features = jnp.concatenate([h, ctx, y_emb_BE], -1)
     else:
       x = jnp.concatenate([y_emb_BE, feed], -1) if cfg.input_feeding else y_emb_BE
       carry, h = self.dec_cell(carry, x)
-      ctx, w = self.attend(h, memory['keys'], memory['values'], mask=memory['mask'])
+      ctx, w = self.attend.context_and_weights(h, memory['keys'], memory['values'], mask=memory['mask'])
       feed = features = jnp.tanh(self.combine(jnp.concatenate([ctx, h], -1)))
     return {'carry': carry, 'feed': feed}, features, w
 
@@ -193,8 +194,12 @@ class RNNSeq2Seq(nnx.Module):
       x = jnp.max(x.reshape(x.shape[:-1] + (-1, 2)), axis=-1)  # maxout, pool 2
     return self.output(x)
 
-  def __call__(self, inputs, targets_in, *, deterministic=True, return_weights=False):
-    """inputs [B, S], targets_in [B, T] (BOS-shifted targets) -> logits [B, T, V] (, weights [B, T, S])."""
+  def __call__(self, inputs, targets_in, *, deterministic=True):
+    """inputs [B, S], targets_in [B, T] (BOS-shifted targets) -> logits [B, T, V].
+
+    The alignment [B, T, S] is sown after the scan (a sow inside the scan body would leak tracers), so
+    layers.capture_attention reads it as {'attention': [B, T, S]}.
+    """
     targets_in = jnp.asarray(targets_in)
     if targets_in.ndim != 2 or targets_in.shape[0] != jnp.shape(inputs)[0]:
       raise ValueError(f'targets_in must be [B, T] with the batch of inputs {jnp.shape(inputs)}; '
@@ -207,13 +212,19 @@ class RNNSeq2Seq(nnx.Module):
       return state, (features, w)
 
     _, (features_TBF, w_TBS) = jax.lax.scan(body, state, y_TBE)
-    logits = self._logits(jnp.swapaxes(features_TBF, 0, 1), deterministic=deterministic)
-    return (logits, jnp.swapaxes(w_TBS, 0, 1)) if return_weights else logits
+    sow_if_capturing(self, NAME, jnp.swapaxes(w_TBS, 0, 1))
+    return self._logits(jnp.swapaxes(features_TBF, 0, 1), deterministic=deterministic)
 
-  def generate(self, inputs, *, max_length: int, beam_size: int = 1, alpha: float = 0.6,
-               return_weights: bool = False):
-    """Greedy (beam_size=1) or beam search. Returns tokens [B, max_length] (EOS then 0-padding), and with
-    return_weights the attention weights [B, max_length, S] of each emitted token (0 after EOS)."""
+  def generate(self, inputs, *, max_length: int, beam_size: int = 1, alpha: float = 0.6):
+    """Greedy (beam_size=1) or beam search. Returns tokens [B, max_length] (EOS then 0-padding)."""
+    return self._generate(inputs, max_length=max_length, beam_size=beam_size, alpha=alpha, alignments=False)[0]
+
+  def generate_with_alignments(self, inputs, *, max_length: int, beam_size: int = 1, alpha: float = 0.6):
+    """`generate`, and the attention weights [B, max_length, S] of each emitted token (0 after EOS):
+    (tokens, weights). Greedy collects them step by step; beam search replays its tokens."""
+    return self._generate(inputs, max_length=max_length, beam_size=beam_size, alpha=alpha, alignments=True)
+
+  def _generate(self, inputs, *, max_length, beam_size, alpha, alignments):
     cfg = self.cfg
     if not isinstance(beam_size, int) or beam_size < 1:
       raise ValueError(f'beam_size must be a positive int; got {beam_size!r}.')
@@ -221,7 +232,7 @@ class RNNSeq2Seq(nnx.Module):
       raise ValueError(f'max_length must be a positive int; got {max_length!r}.')
     graphdef, params = nnx.split(self)
     return _generate(graphdef, params, jnp.asarray(inputs), max_length=max_length, beam_size=beam_size,
-                     alpha=float(alpha), return_weights=bool(return_weights))
+                     alpha=float(alpha), alignments=bool(alignments))
 
   def init_search_state(self, inputs, *, max_length: int | None = None):
     """The decoding state for `step_fn` ([B, ...] leaves). With max_length, the state also collects each
@@ -248,12 +259,13 @@ class RNNSeq2Seq(nnx.Module):
       return log_probs, state
     return step
 
-  def _search(self, inputs, *, max_length, beam_size, alpha, return_weights):
+  def _search(self, inputs, *, max_length, beam_size, alpha, alignments):
+    """(tokens [B, L], their alignments [B, L, S] when asked for, else None)."""
     cfg = self.cfg
     B = inputs.shape[0]
     kw = dict(batch_size=B, max_length=max_length, bos_id=cfg.bos_id, eos_id=cfg.eos_id)
     if beam_size == 1:
-      state = self.init_search_state(inputs, max_length=max_length if return_weights else None)
+      state = self.init_search_state(inputs, max_length=max_length if alignments else None)
       tokens, _, state = decoding.greedy(self.step_fn(), state, **kw)
       weights = state.get('weights')
     else:
@@ -261,20 +273,20 @@ class RNNSeq2Seq(nnx.Module):
       # same numbers the search saw, since decoding is deterministic).
       state = decoding.tile_beams(self.init_search_state(inputs), beam_size)
       tokens = decoding.beam_search(self.step_fn(), state, beam_size=beam_size, alpha=alpha, **kw)[0]
-      weights = self.alignments(inputs, tokens) if return_weights else None
-    if not return_weights:
-      return tokens
+      weights = self.alignments(inputs, tokens) if alignments else None
+    if not alignments:
+      return tokens, None
     return tokens, jnp.where((tokens != cfg.pad_id)[..., None], weights, 0.0)
 
   def alignments(self, inputs, tokens):
     """Attention weights [B, L, S] with which the model emits tokens [B, L] (teacher-forced replay)."""
     tokens = jnp.asarray(tokens)
     targets_in = jnp.concatenate([jnp.full_like(tokens[:, :1], self.cfg.bos_id), tokens[:, :-1]], axis=1)
-    _, weights = self(inputs, targets_in, deterministic=True, return_weights=True)
+    weights = capture_attention(lambda m: m(inputs, targets_in, deterministic=True), self)[1]['attention']
     return jnp.where((tokens != self.cfg.pad_id)[..., None], weights, 0.0)
 
 
 
-@functools.partial(jax.jit, static_argnames=('graphdef', 'max_length', 'beam_size', 'alpha', 'return_weights'))
+@functools.partial(jax.jit, static_argnames=('graphdef', 'max_length', 'beam_size', 'alpha', 'alignments'))
 def _generate(graphdef, params, inputs, **kwargs):
   return nnx.merge(graphdef, params)._search(inputs, **kwargs)  # pylint: disable=protected-access

@@ -237,11 +237,11 @@ class TransformerStack(nnx.Module):
     return attn.cache_index[...], attn.cached_key.shape[1]
 
   def __call__(self, x, mask=None, *, memory=None, memory_mask=None, decode: bool = False,
-               deterministic: bool = True, return_weights: bool = False):
+               deterministic: bool = True):
     """x [B, T, D]; mask: key padding [B, T] or [B, 1, 1, T]; memory [B, S, D] with memory_mask for
     cross-attention. decode=True runs T new positions against the cache (see init_cache).
 
-    Returns [B, T, D], or (that, {'self': [per-layer [B, N, T, S]], 'cross': [...]}) with return_weights.
+    Returns [B, T, D]; inside layers.capture_attention each block's self- and cross-attention sow their weights.
     """
     cfg = self.cfg
     T = x.shape[-2]
@@ -264,19 +264,10 @@ class TransformerStack(nnx.Module):
     x = self.dropout(x, deterministic=deterministic)
     mask = key_padding(mask)
     memory_mask = key_padding(memory_mask)
-    weights = {'self': [], 'cross': []}
     for block in self.blocks:
       x = block(x, mask=mask, bias=bias, is_causal=self.causal, positions=positions if decode else None,
-                memory=memory, memory_mask=memory_mask, decode=decode, deterministic=deterministic,
-                return_weights=return_weights)
-      if return_weights:
-        x, w = x
-        for k, v in w.items():
-          weights[k].append(v)
-    x = self.final_norm(x)
-    if return_weights:
-      return x, {k: v for k, v in weights.items() if v}
-    return x
+                memory=memory, memory_mask=memory_mask, decode=decode, deterministic=deterministic)
+    return self.final_norm(x)
 
 
 class Encoder(nnx.Module):
@@ -294,14 +285,14 @@ class Encoder(nnx.Module):
     self.stack = TransformerStack(cfg, cfg.num_encoder_layers, rngs=rngs)
     self.classifier = nnx.Linear(cfg.d_model, cfg.num_classes, rngs=rngs)
 
-  def encode_embeddings(self, x, mask=None, *, deterministic: bool = True, return_weights: bool = False):
+  def encode_embeddings(self, x, mask=None, *, deterministic: bool = True):
     """The encoder stack on continuous embeddings x [B, L, D] with key padding mask [B, L] (True = real)."""
-    return self.stack(x, mask, deterministic=deterministic, return_weights=return_weights)
+    return self.stack(x, mask, deterministic=deterministic)
 
-  def __call__(self, tokens, *, deterministic: bool = True, return_weights: bool = False):
+  def __call__(self, tokens, *, deterministic: bool = True):
     """tokens [B, L] int (pad_id = padding) -> logits [B, C] ('pool') or [B, L, C] ('tagging').
 
-    With return_weights: (logits, {'self': [per-layer [B, N, L', L']]}), L' = L + 1 with a cls token
+    layers.capture_attention reads {'self': [per-layer [B, N, L', L']]}, L' = L + 1 with a cls token
     (the cls token is position 0).
     """
     cfg = self.cfg
@@ -311,8 +302,7 @@ class Encoder(nnx.Module):
       B = tokens.shape[0]
       x = jnp.concatenate([jnp.broadcast_to(self.cls_token[...], (B, 1, cfg.d_model)).astype(x.dtype), x], 1)
       valid = jnp.concatenate([jnp.ones((B, 1), bool), valid], 1)
-    out = self.encode_embeddings(x, valid, deterministic=deterministic, return_weights=return_weights)
-    h, weights = out if return_weights else (out, None)
+    h = self.encode_embeddings(x, valid, deterministic=deterministic)
     if cfg.head == 'tagging':
       logits = self.classifier(h)
     elif self.use_cls:
@@ -320,7 +310,7 @@ class Encoder(nnx.Module):
     else:
       w = valid.astype(h.dtype)[..., None]
       logits = self.classifier(jnp.sum(h * w, 1) / jnp.maximum(jnp.sum(w, 1), 1.0))
-    return (logits, weights) if return_weights else logits
+    return logits
 
 
 # ----------------------------------------------------------------------------------------------- decoding
@@ -423,36 +413,27 @@ class EncoderDecoder(_TokenDecoder):
   def _target_embed(self):
     return self.source_embed if self.target_embed is None else self.target_embed
 
-  def encode(self, inputs, *, deterministic: bool = True, return_weights: bool = False):
-    """inputs [B, S] -> (memory [B, S, D], memory_mask [B, 1, 1, S]) [, encoder weights per layer]."""
+  def encode(self, inputs, *, deterministic: bool = True):
+    """inputs [B, S] -> (memory [B, S, D], memory_mask [B, 1, 1, S])."""
     mask = key_padding(inputs != self.cfg.pad_id)
     x = self.source_embed(inputs) * math.sqrt(self.cfg.d_model)
-    out = self.encoder(x, mask, deterministic=deterministic, return_weights=return_weights)
-    if return_weights:
-      return out[0], mask, out[1]['self']
-    return out, mask
+    return self.encoder(x, mask, deterministic=deterministic), mask
 
-  def decode(self, targets_in, memory, memory_mask, *, deterministic: bool = True,
-             return_weights: bool = False):
-    """Teacher-forced decoder: targets_in [B, T] -> logits [B, T, V] [, {'self': [...], 'cross': [...]}]."""
+  def decode(self, targets_in, memory, memory_mask, *, deterministic: bool = True):
+    """Teacher-forced decoder: targets_in [B, T] -> logits [B, T, V]."""
     x = self._embed_targets(targets_in)
-    out = self.decoder(x, targets_in != self.cfg.pad_id, memory=memory, memory_mask=memory_mask,
-                       deterministic=deterministic, return_weights=return_weights)
-    if return_weights:
-      return self._logits(out[0]), out[1]
-    return self._logits(out)
+    h = self.decoder(x, targets_in != self.cfg.pad_id, memory=memory, memory_mask=memory_mask,
+                     deterministic=deterministic)
+    return self._logits(h)
 
-  def __call__(self, inputs, targets_in, *, deterministic: bool = True, return_weights: bool = False):
+  def __call__(self, inputs, targets_in, *, deterministic: bool = True):
     """inputs [B, S], targets_in [B, T] (BOS + targets[:-1]) -> logits [B, T, V].
 
-    With return_weights: (logits, {'encoder': [per-layer [B, N, S, S]], 'self': [[B, N, T, T]],
-    'cross': [[B, N, T, S]]}).
+    layers.capture_attention reads {'encoder': [per-layer [B, N, S, S]], 'self': [[B, N, T, T]],
+    'cross': [[B, N, T, S]]}.
     """
-    enc = self.encode(inputs, deterministic=deterministic, return_weights=return_weights)
-    out = self.decode(targets_in, enc[0], enc[1], deterministic=deterministic, return_weights=return_weights)
-    if return_weights:
-      return out[0], {'encoder': enc[2], **out[1]}
-    return out
+    memory, memory_mask = self.encode(inputs, deterministic=deterministic)
+    return self.decode(targets_in, memory, memory_mask, deterministic=deterministic)
 
   def decode_step(self, tokens, memory, memory_mask):
     """One cached step: tokens [B] (the previous output) -> logits [B, V]. Needs init_cache."""
@@ -486,14 +467,11 @@ class DecoderLM(_TokenDecoder):
   def _target_embed(self):
     return self.embed
 
-  def __call__(self, tokens, *, deterministic: bool = True, return_weights: bool = False):
-    """tokens [B, L] -> logits [B, L, V] (position t predicts token t + 1); with return_weights:
-    (logits, {'self': [per-layer [B, N, L, L]]})."""
-    out = self.decoder(self._embed_targets(tokens), tokens != self.cfg.pad_id, deterministic=deterministic,
-                       return_weights=return_weights)
-    if return_weights:
-      return self._logits(out[0]), out[1]
-    return self._logits(out)
+  def __call__(self, tokens, *, deterministic: bool = True):
+    """tokens [B, L] -> logits [B, L, V] (position t predicts token t + 1); layers.capture_attention reads
+    {'self': [per-layer [B, N, L, L]]}."""
+    h = self.decoder(self._embed_targets(tokens), tokens != self.cfg.pad_id, deterministic=deterministic)
+    return self._logits(h)
 
   def decode_step(self, tokens):
     """One cached step: tokens [B] -> logits [B, V] for the next position. Needs init_cache."""

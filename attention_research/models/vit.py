@@ -111,14 +111,12 @@ class ViT(nnx.Module):
     x = image.reshape(B, gh, ph, gw, pw, C).transpose(0, 1, 3, 2, 4, 5).reshape(B, gh * gw, ph * pw * C)
     return self.patch_embed(x)
 
-  def __call__(self, image, *, deterministic: bool = True, return_weights: bool = False):
-    """image [B, H, W, C] -> logits [B, C]; with return_weights: (logits, {'self': [per-layer [B, N, P', P']]}),
+  def __call__(self, image, *, deterministic: bool = True):
+    """image [B, H, W, C] -> logits [B, C]; layers.capture_attention reads {'self': [per-layer [B, N, P', P']]},
     P' = P + 1 with the cls token (position 0)."""
     x = self.patches(image)
     if self.cfg.pooling == 'cls':
       cls = jnp.broadcast_to(self.cls_token[...], (x.shape[0], 1, x.shape[-1])).astype(x.dtype)
       x = jnp.concatenate([cls, x], axis=1)
-    out = self.encoder(x, deterministic=deterministic, return_weights=return_weights)
-    h, weights = out if return_weights else (out, None)
-    logits = self.classifier(h[:, 0] if self.cfg.pooling == 'cls' else jnp.mean(h, axis=1))
-    return (logits, weights) if return_weights else logits
+    h = self.encoder(x, deterministic=deterministic)
+    return self.classifier(h[:, 0] if self.cfg.pooling == 'cls' else jnp.mean(h, axis=1))

@@ -73,13 +73,6 @@ def reseed(model: nnx.Module, key: jax.Array, streams: tuple[str, ...]):
     nnx.reseed(model, policy=lambda path, derived, shape, k=stream_key: jnp.broadcast_to(k, shape), **{name: 0})
 
 
-def _same_paths(old, new):
-  """`new` restricted to the paths of `old` (a loss may sow intermediates that the state must not keep)."""
-  new_flat = dict(nnx.to_flat_state(new))
-  old_flat = nnx.to_flat_state(old)
-  return nnx.from_flat_state([(path, new_flat.get(path, value)) for path, value in old_flat])
-
-
 def num_params(params) -> int:
   return int(sum(x.size for x in jax.tree.leaves(params)))
 
@@ -97,7 +90,7 @@ def make_train_step(loss_fn: Callable, graphdef, rng_state, tx: optax.GradientTr
       reseed(model, key, streams)
       loss, metrics = loss_fn(model, batch, key)
       _, _, _, rest = split_model(model)
-      return loss, (metrics, _same_paths(state.rest, rest))
+      return loss, (metrics, rest)
 
     (loss, (metrics, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)

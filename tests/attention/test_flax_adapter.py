@@ -22,8 +22,8 @@ def test_nnx_sow_weights_and_an_approximate_variant():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 16))
   layer = nnx.MultiHeadAttention(4, 16, decode=False, rngs=nnx.Rngs(0),
                                  attention_fn=attention.as_flax_attention_fn('local', window=(1, 1)))
-  y = layer(x, sow_weights=True)
-  w = nnx.pop(layer, nnx.Intermediate)['attention_weights']
+  y, sown = nnx.capture(layer, nnx.Intermediate)(x, sow_weights=True)
+  w = sown['attention_weights']
   w = jax.tree.leaves(w)[0]
   assert y.shape == x.shape and w.shape == (2, 4, 5, 5)
   assert float(w[0, 0, 0, 2:].max()) == 0.0

@@ -42,9 +42,9 @@ def test_cached_decoding_equals_full_causal_pass(variant):
 def test_cross_attention_and_weights_are_returned_and_sown():
   layer = layers.MultiHeadAttention(4, D, kv_features=12, rngs=nnx.Rngs(0))
   memory = jax.random.normal(jax.random.PRNGKey(1), (B, 9, 12))
-  out, w = layer(x_input(), memory, return_weights=True)
+  out, sown = nnx.capture(layer, nnx.Intermediate)(x_input(), memory)
+  w = sown['attention_weights'][0]
   assert out.shape == (B, T, D) and w.shape == (B, 4, T, 9)
-  sown = nnx.pop(layer, nnx.Intermediate)
   assert jax.tree.leaves(sown)[0].shape == (B, 4, T, 9)
 
 

@@ -20,7 +20,7 @@ def inputs(dq=8, dk=8):
 ])
 def test_weights_are_a_distribution_over_positions_and_zero_on_padding(make):
   h, m = inputs(6, 10)
-  context, w = make()(h, m, mask=MASK)
+  context, w = make().context_and_weights(h, m, mask=MASK)
   assert context.shape == (2, 10) and w.shape == (2, 5)
   np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-6)
   assert float(w[0, 3:].max()) == 0.0
@@ -29,7 +29,7 @@ def test_weights_are_a_distribution_over_positions_and_zero_on_padding(make):
 
 def test_luong_dot_is_a_plain_dot_product():
   h, m = inputs()
-  _, w = layers.LuongAttention(8, 8, score='dot', rngs=nnx.Rngs(0))(h, m)
+  _, w = layers.LuongAttention(8, 8, score='dot', rngs=nnx.Rngs(0)).context_and_weights(h, m)
   np.testing.assert_allclose(w, jax.nn.softmax(jnp.einsum('bd,bsd->bs', h, m), -1), atol=1e-6)
 
 

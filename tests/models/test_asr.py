@@ -12,7 +12,7 @@ import optax
 import pytest
 from flax import nnx
 
-from attention_research import attention
+from attention_research import attention, layers
 from attention_research.data import audio_features
 from attention_research.models import asr, ctc
 
@@ -37,7 +37,8 @@ def tones(lengths=(N, 4000), total=N):
 
 @nnx.jit
 def forward(model, audio, lengths, targets_in):
-  return model(audio, lengths, targets_in, return_weights=True)
+  outputs, maps = layers.capture_attention(lambda m: m(audio, lengths, targets_in), model)
+  return dict(outputs, cross_attention=maps['cross'][-1])
 
 
 @pytest.fixture(scope='module')
@@ -78,7 +79,7 @@ def test_trained_model_decodes_its_targets_by_every_method(trained):
 def test_decode_returns_alignment_weights(trained):
   model, _, _ = trained
   audio, lengths = tones()
-  tokens, weights = model.decode(audio, lengths, method='joint', beam_size=2, max_length=5, return_weights=True)
+  tokens, weights = model.decode_with_alignments(audio, lengths, method='joint', beam_size=2, max_length=5)
   F = CFG.encoder_frames(N)
   assert weights.shape == (2, CFG.num_heads, 5, F)
   frame_lengths = CFG.encoder_frames(lengths)

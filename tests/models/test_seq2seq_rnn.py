@@ -9,6 +9,7 @@ import optax
 import pytest
 from flax import nnx
 
+from attention_research import layers
 from attention_research.models import decoding
 from attention_research.models.seq2seq_rnn import RNNSeq2Seq, RNNSeq2SeqConfig
 
@@ -84,7 +85,7 @@ def test_greedy_decodes_the_overfit_batch(trained):
 def test_beam_one_equals_greedy(which, request):
   model, _ = request.getfixturevalue(which)
   L = TGT_OUT.shape[1] + 2
-  greedy, weights = model.generate(SRC, max_length=L, return_weights=True)
+  greedy, weights = model.generate_with_alignments(SRC, max_length=L)
   state = model.init_search_state(jnp.asarray(SRC))
   beam, _, _, _ = jax.jit(lambda s: decoding.beam_search(model.step_fn(), s, batch_size=len(SRC), beam_size=1,
                                                          max_length=L, bos_id=BOS, eos_id=EOS, alpha=0.0))(state)
@@ -96,7 +97,7 @@ def test_beam_one_equals_greedy(which, request):
 
 def test_beam_search_returns_tokens_and_alignments(trained):
   model, _ = trained
-  tokens, weights = model.generate(SRC, max_length=8, beam_size=3, return_weights=True)
+  tokens, weights = model.generate_with_alignments(SRC, max_length=8, beam_size=3)
   assert tokens.shape == (4, 8) and weights.shape == (4, 8, SRC.shape[1])
   np.testing.assert_array_equal(np.asarray(tokens)[:, :TGT_OUT.shape[1]], TGT_OUT)
   emitted = np.asarray(tokens) != 0
@@ -122,7 +123,9 @@ def test_padding_and_attention_weights(options):
   @jax.jit
   def run(graphdef, state):
     m = nnx.merge(graphdef, state)
-    return m(SRC, TGT_IN, return_weights=True), m(padded, TGT_IN, return_weights=True)
+    run_one = lambda inputs: layers.capture_attention(lambda m: m(inputs, TGT_IN), m)
+    (logits, maps), (logits_p, maps_p) = run_one(SRC), run_one(padded)
+    return (logits, maps['attention']), (logits_p, maps_p['attention'])
 
   (logits, w), (logits_p, w_p) = run(*nnx.split(model))
   assert logits.shape == TGT_IN.shape + (14,) and w.shape == TGT_IN.shape + (SRC.shape[1],)

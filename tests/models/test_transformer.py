@@ -11,7 +11,7 @@ import optax
 import pytest
 from flax import nnx
 
-from attention_research import attention
+from attention_research import attention, layers
 from attention_research.models import transformer as tr
 
 V, C, PAD, BOS, EOS = 13, 3, 0, 1, 2
@@ -157,7 +157,7 @@ def test_config_is_hashable_and_options_are_split_between_layer_and_variant():
 def test_encoder_shapes_weights_and_padding(pooling, head):
   model = tr.Encoder(config(pooling=pooling, head=head, num_encoder_layers=2), rngs=nnx.Rngs(0))
   x = tokens(0, (2, 8), lengths=[8, 5])
-  logits, w = model(x, return_weights=True)
+  logits, w = layers.capture_attention(lambda m: m(x), model)
   assert logits.shape == ((2, C) if head == 'pool' else (2, 8, C))
   L = 9 if pooling == 'cls' else 8
   assert len(w['self']) == 2 and w['self'][0].shape == (2, 4, L, L)
@@ -204,7 +204,7 @@ def test_encoder_decoder_weights_and_untied_separate_target_vocabulary():
   model = tr.EncoderDecoder(config(target_vocab_size=9, tie_embeddings=False, num_decoder_layers=2),
                             rngs=nnx.Rngs(0))
   src, tgt_in = tokens(0, (2, 8), lengths=[8, 5]), shift_right(tokens(1, (2, 6), lengths=[6, 3]) % 9)
-  logits, w = model(src, tgt_in, return_weights=True)
+  logits, w = layers.capture_attention(lambda m: m(src, tgt_in), model)
   assert logits.shape == (2, 6, 9)
   assert [a.shape for a in w['encoder']] == [(2, 4, 8, 8)]
   assert [a.shape for a in w['self']] == [(2, 4, 6, 6)] * 2

@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from attention_research.layers import capture_attention
 from attention_research.training.objectives import base
 from attention_research.training.objectives.seq2seq import score_generations, shift_right, teacher_forced
 
@@ -76,16 +77,15 @@ class SpeechRecognition(base.Objective):
                              metrics=self.info.get('metrics', ('cer', 'wer')))
 
   def _weights_fn(self, model, batch):
-    outputs = model(batch['audio'], batch['audio_lengths'], shift_right(batch['targets'], self.info.get('bos_id', 1)),
-                    deterministic=True, return_weights=True)
+    targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))
+    outputs, weights = capture_attention(lambda m: m(batch['audio'], batch['audio_lengths'], targets_in), model)
     features, feature_lengths = model.features(batch['audio'], batch['audio_lengths'])
-    return {'weights': outputs['attention_weights'], 'ctc_logits': outputs['ctc_logits'],
+    return {'weights': weights, 'ctc_logits': outputs['ctc_logits'],
             'frame_lengths': outputs['frame_lengths'], 'features': features, 'feature_lengths': feature_lengths}
 
   def attention_for_plot(self, model, batch):
     """Teacher-forced on the reference transcript: tokens against encoder frames, over the spectrogram, with
     the CTC head's alignment; plus the encoder's and decoder's own attention per layer."""
-    base.check_returns_weights(model)
     out = self.run_for_plot('asr', model, self._weights_fn, batch)
     targets = np.asarray(batch['targets'])[0]
     t = base.real_length(targets, self.info.get('pad_id', 0))

@@ -26,6 +26,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from attention_research.layers import capture_attention
+
 Batch = Mapping[str, Any]
 
 
@@ -155,12 +157,13 @@ def crop_maps(tree, queries: int, keys: int):
   return jax.tree.map(lambda w: np.asarray(w)[..., :queries, :keys], tree)
 
 
-def check_returns_weights(model):
-  """Models that cannot return attention weights fail with a clear error instead of a TypeError in a trace."""
-  params = inspect.signature(type(model).__call__).parameters
-  if 'return_weights' not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-    raise NotImplementedError(f'{type(model).__name__} does not return attention weights (its __call__ has no '
-                              'return_weights argument), so there is nothing to plot.')
+def attention_maps(model, call: Callable) -> dict[str, Any]:
+  """The attention maps the model's layers sow while call(model) runs, by group (layers.capture)."""
+  _, maps = capture_attention(call, model)
+  if not maps:
+    raise NotImplementedError(f'{type(model).__name__} does not return attention weights (none of its layers sows '
+                              'any inside nnx.capture), so there is nothing to plot.')
+  return maps
 
 
 def pad_rows(batch: Batch, rows: int) -> tuple[dict, int]:

@@ -38,12 +38,11 @@ def _input(batch):
 
 
 def _weights_fn(model, batch):
-  return model(_input(batch), deterministic=True, return_weights=True)[1]
+  return base.attention_maps(model, lambda m: m(_input(batch), deterministic=True))
 
 
 def encoder_attention(objective: base.Objective, model, batch) -> dict:
   """Self-attention of every layer of a token Encoder or a ViT, on the batch's first example."""
-  base.check_returns_weights(model)
   weights = objective.run_for_plot('encoder', model, _weights_fn, batch)
   if 'image' in batch:
     return _vit_attention(model, batch, weights)

@@ -74,12 +74,11 @@ class LanguageModel(base.Objective):
             'loss': loss, 'examples': rows}
 
   def _weights_fn(self, model, batch):
-    return model(shift_right(sequence(batch), self.info.get('bos_id', 1)), deterministic=True,
-                 return_weights=True)[1]
+    read = shift_right(sequence(batch), self.info.get('bos_id', 1))
+    return base.attention_maps(model, lambda m: m(read, deterministic=True))
 
   def attention_for_plot(self, model, batch):
     """Causal self-attention per layer over what the model reads: BOS + x[:-1], labelled with those tokens."""
-    base.check_returns_weights(model)
     weights = self.run_for_plot('lm', model, self._weights_fn, batch)
     key = sequence_key(batch)
     x = np.asarray(batch[key])[0]

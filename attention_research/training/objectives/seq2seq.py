@@ -119,23 +119,22 @@ class Seq2Seq(base.Objective):
                              metrics=self.info.get('metrics', ('exact_match', 'bleu', 'chrf')))
 
   def _weights_fn(self, model, batch):
-    return model(batch['inputs'], shift_right(batch['targets'], self.info.get('bos_id', 1)), deterministic=True,
-                 return_weights=True)[1]
+    targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))
+    return base.attention_maps(model, lambda m: m(batch['inputs'], targets_in, deterministic=True))
 
   def attention_for_plot(self, model, batch):
     """Teacher-forced on the reference: decoder position t is labelled with the word it emits (target t).
 
     Transformer: {'encoder', 'self' (causal), 'cross'} maps per layer; RNN: its alignment [1, T, S].
     """
-    base.check_returns_weights(model)
     weights = self.run_for_plot('seq2seq', model, self._weights_fn, batch)
     pad = self.info.get('pad_id', 0)
     src, tgt = np.asarray(batch['inputs'])[0], np.asarray(batch['targets'])[0]
     s, t = base.real_length(src, pad), base.real_length(tgt, pad)
     labels = dict(source_tokens=base.token_labels(self.tokenizer_for('inputs'), src[:s]),
                   target_tokens=base.token_labels(self.tokenizer_for('targets'), tgt[:t]))
-    if not isinstance(weights, dict):  # the RNN's one alignment [B, T, S]
-      return {'kind': 'rnn', 'weights': np.asarray(weights)[:, :t, :s], **labels, 'causal': (),
+    if 'attention' in weights:  # the RNN's one alignment [B, T, S]
+      return {'kind': 'rnn', 'weights': np.asarray(weights['attention'])[:, :t, :s], **labels, 'causal': (),
               'cross': ('attention',)}
     cropped = {'encoder': base.crop_maps(weights.get('encoder'), s, s),
                'self': base.crop_maps(weights.get('self'), t, t),
