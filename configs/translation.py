@@ -12,7 +12,8 @@ Options (after the colon, comma-separated):
   task=<name>             another seq2seq task, e.g. wmt14_translate/de-en once prepared with tfds.
   smoke                   tiny data and model, a few steps: a run of seconds, for tests.
 Evaluation decodes greedily (--config.objective.beam_size=4 for beam search) and reports exact match,
-BLEU and chrF on the test split.
+BLEU and chrF on the test split; number_translation's BLEU counts German morphemes ('drei und zwanzig'), as
+German numbers are single words (the result table notes sacrebleu's signature).
 """
 
 from attention_research.training.config_files import make_config, parse_arg

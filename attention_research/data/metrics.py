@@ -23,10 +23,20 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
   return float(np.mean([p.strip() == r.strip() for p, r in zip(predictions, references)]))
 
 
-def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
+def bleu(predictions: Sequence[str], references: Sequence[str], *, tokenize: str = '13a') -> float:
+  """Corpus BLEU with one reference per prediction. tokenize: sacrebleu's tokeniser; 'none' scores the
+  space-separated units of texts already segmented (e.g. into morphemes)."""
   import sacrebleu
   _check(predictions, references)
-  return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
+  return float(sacrebleu.corpus_bleu(list(predictions), [list(references)], tokenize=tokenize).score)
+
+
+def bleu_signature(tokenize: str = '13a') -> str:
+  """sacrebleu's signature of `bleu` with this tokeniser, e.g. 'nrefs:1|case:mixed|eff:no|tok:none|...'."""
+  import sacrebleu
+  metric = sacrebleu.BLEU(tokenize=tokenize)
+  metric.corpus_score(['a'], [['a']])  # sacrebleu knows the number of references only after scoring
+  return str(metric.get_signature())
 
 
 def chrf(predictions: Sequence[str], references: Sequence[str]) -> float:

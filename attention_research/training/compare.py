@@ -21,6 +21,7 @@ from typing import Sequence
 
 from attention_research.training import loop, objectives, plots, results, seeds as seeds_lib
 from attention_research.training.config import ExperimentConfig
+from attention_research.training.objectives import seq2seq
 from attention_research.training.seeds import Member
 
 
@@ -35,12 +36,37 @@ def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
   return cfg.replace(**{field: variant for field in cfg.variant_fields})
 
 
+# Stands in for the sizes a task fills in (vocabulary, classes, lengths, image size) when a variant name is
+# checked before the task is loaded: above the special token ids, and divisible by small patch sizes.
+_PROBE_SIZE = 64
+
+
+def _probe_model_config(model: dict) -> dict:
+  """config.model with a placeholder for every size the task fills in: a None where the model has no
+  default or a default other than None (None defaults such as num_kv_heads keep their meaning)."""
+  model = dict(model)
+  cfg_cls = objectives.base.model_config_class(objectives.resolve_model(model['name']))
+  for f in dataclasses.fields(cfg_cls):
+    if model.get(f.name) is None and f.default is not None and f.default_factory is dataclasses.MISSING:
+      model[f.name] = _PROBE_SIZE
+  return model
+
+
+def _model_config_error(model: dict) -> str | None:
+  try:
+    objectives.build_model_config(model)
+  except ValueError as e:
+    return str(e)
+  return None
+
+
 def check_variants(cfg: ExperimentConfig, variants: Sequence[str]):
-  """Unknown variant names are a bad flag: fail before training anything.
+  """Unknown variant names are a bad flag: fail before training anything (and before loading the task).
 
   A name counts as known when the attention registry has it or the model's config accepts it (an RNN
-  seq2seq model takes Luong scores by name); registered variants that a model then rejects become
-  crashed rows instead.
+  seq2seq model takes 'bahdanau' or 'luong'); registered variants that a model then rejects become
+  crashed rows instead. The model config is built with placeholder sizes where the task would fill them
+  in, and a name is rejected only when it fails where the config's own variant does not fail the same way.
   """
   from attention_research import attention  # pylint: disable=g-import-not-at-top
   if not variants:
@@ -50,14 +76,15 @@ def check_variants(cfg: ExperimentConfig, variants: Sequence[str]):
                      f'model; got --variants={",".join(variants)}.')
   if len(set(variants)) != len(variants):
     raise ValueError(f'--variants repeats a name: {list(variants)}.')
-  for v in variants:
-    if v in attention.VARIANTS:
-      continue
-    try:
-      objectives.build_model_config(variant_config(cfg, v).model)
-    except ValueError as e:
-      raise ValueError(f'--variants: unknown variant {v!r} for {cfg.model["name"]} ({e}); registered attention '
-                       f'variants: {sorted(attention.VARIANTS)}.') from None
+  unregistered = [v for v in variants if v not in attention.VARIANTS]
+  if not unregistered:
+    return
+  baseline = _model_config_error(_probe_model_config(cfg.model))
+  for v in unregistered:
+    error = _model_config_error(_probe_model_config(variant_config(cfg, v).model))
+    if error is not None and error != baseline:
+      raise ValueError(f'--variants: unknown variant {v!r} for {cfg.model["name"]} ({error}); registered attention '
+                       f'variants: {sorted(attention.VARIANTS)}.')
 
 
 def _row_from_runs(variant: str, sweep: str, runs: list[tuple[Member, dict]], result_meta: dict,
@@ -163,6 +190,8 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
                  f'1 = uniform; attn distance: mean |query - key| position distance in self-attention; both '
                  f'averaged over layers, heads and queries of the first {cfg.data.test_split} example, '
                  'teacher-forced where there is a decoder.')
+  if any('bleu' in r.metrics for r in rows):
+    notes.append(seq2seq.bleu_note(task.info))
   for message, names in attention_problems.items():
     notes.append(f'No attention statistics for {", ".join(names)}: {results.one_line(message)}')
   table = results.Table(title=title or cfg.name or cfg.task, rows=rows,

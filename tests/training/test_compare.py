@@ -1,9 +1,13 @@
 import json
+import os
 
 import pytest
 import training_fakes as fakes
 
 from attention_research.training import compare
+from attention_research.training.config import ExperimentConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
@@ -47,3 +51,16 @@ def test_bad_arguments_fail_before_training(task, tmp_path, kwargs, match):
   with pytest.raises(ValueError, match=match):
     compare.compare(fakes.tiny_config(), str(tmp_path), task=task, quiet=True, **kwargs)
   assert not (tmp_path / 'results.md').exists()
+
+
+@pytest.mark.parametrize('arg, known, unknown', [
+    ('translation.py:model=rnn', ['bahdanau', 'luong'], 'dot_product_rnn'),
+    ('translation.py', ['dot_product', 'additive'], 'luong'),
+    ('classification.py:task=digits', ['linear'], 'bahdanau'),
+])
+def test_variant_names_are_checked_without_the_tasks_sizes(arg, known, unknown):
+  # The configs leave vocabulary and image sizes to the task, which is not loaded for this check.
+  cfg = ExperimentConfig.from_config_dict(compare.load_config_file(os.path.join(ROOT, 'configs', arg)))
+  compare.check_variants(cfg, known)
+  with pytest.raises(ValueError, match=f"unknown variant '{unknown}' for {cfg.model['name']}.*known"):
+    compare.check_variants(cfg, known + [unknown])

@@ -121,6 +121,8 @@ def make_task(builder, examples: dict[str, dict[str, list]]) -> Task:
       'max_input_length': lengths['inputs'], 'max_target_length': lengths['targets'],
       'pad_lengths': lengths,
       'metrics': ('exact_match', 'bleu', 'chrf'),
+      # German numbers are one word: BLEU counts n-grams of the morphemes the target tokenizer segments.
+      'bleu_units': 'pieces',
   }
   return Task(name='number_translation', kind='seq2seq', info=info,
               tokenizers={'inputs': en, 'targets': de}, columns=columns,

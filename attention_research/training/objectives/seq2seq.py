@@ -4,7 +4,7 @@ the task's text metrics (exact match, BLEU, chrF)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -36,13 +36,54 @@ def shift_right(targets, bos_id: int):
   return jnp.concatenate([jnp.full(targets[:, :1].shape, bos_id, targets.dtype), targets[:, :-1]], axis=1)
 
 
-def text_metrics(names: Sequence[str], hypotheses: list[str], references: list[str]) -> dict[str, float]:
+def text_metrics(names: Sequence[str], hypotheses: list[str], references: list[str], *,
+                 segment: Callable[[str], str] | None = None) -> dict[str, float]:
+  """Scores with `names`; BLEU on segment(text) (space-separated units, tokenize='none') when given."""
   from attention_research.data import metrics  # pylint: disable=g-import-not-at-top
   out = {}
   for name in names:
-    if name in TEXT_METRICS and hypotheses:
+    if name not in TEXT_METRICS or not hypotheses:
+      continue
+    if name == 'bleu' and segment is not None:
+      out[name] = metrics.bleu([segment(h) for h in hypotheses], [segment(r) for r in references],
+                               tokenize='none')
+    else:
       out[name] = getattr(metrics, name)(hypotheses, references)
   return out
+
+
+# How a task's info['bleu_units'] makes BLEU split text: 'words' (the default) is sacrebleu's standard 13a
+# tokenisation of the text; 'pieces' scores the output tokenizer's pieces, for languages whose words are
+# compounds (German numbers, 'dreiundzwanzig', are one word: word BLEU has no 3- and 4-grams to count).
+BLEU_UNITS = ('words', 'pieces')
+
+
+def _bleu_units(info) -> str:
+  units = info.get('bleu_units', 'words')
+  if units not in BLEU_UNITS:
+    raise ValueError(f"task info bleu_units={units!r}; known: {BLEU_UNITS}.")
+  return units
+
+
+def bleu_segmenter(info, tokenizer) -> Callable[[str], str] | None:
+  """The text -> space-separated units function BLEU scores with, or None for sacrebleu's 13a words.
+
+  Pieces come from re-encoding the decoded text, so equal texts always get equal units."""
+  if _bleu_units(info) == 'words':
+    return None
+  if not hasattr(tokenizer, 'pieces'):
+    raise ValueError(f"bleu_units='pieces' needs a tokenizer with pieces(); got {type(tokenizer).__name__}.")
+  return lambda text: ' '.join(p.strip() for p in tokenizer.pieces(text) if p.strip())
+
+
+def bleu_note(info) -> str:
+  """One line for a result table: how BLEU was tokenised, and sacrebleu's signature."""
+  from attention_research.data import metrics  # pylint: disable=g-import-not-at-top
+  if _bleu_units(info) == 'pieces':
+    how, tokenize = "the output tokenizer's pieces (morphemes of compounds) joined by spaces", 'none'
+  else:
+    how, tokenize = "words (sacrebleu's 13a tokenisation)", '13a'
+  return f'bleu: sacrebleu corpus BLEU over {how}; signature {metrics.bleu_signature(tokenize)}.'
 
 
 def teacher_forced(logits, targets):
@@ -72,7 +113,7 @@ def score_generations(objective: base.Objective, model, batches, *, name: str, f
     ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
     if on_batch is not None:
       on_batch(batch, n, *extra)
-  out = text_metrics(metrics, hyps, refs)
+  out = text_metrics(metrics, hyps, refs, segment=bleu_segmenter(objective.info, tokenizer))
   out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)), examples=len(hyps))
   return out
 

@@ -1,0 +1,46 @@
+"""Every config file's comparison runs: its smoke config, each model family, with its own default variants."""
+
+import math
+import os
+
+import pytest
+
+from attention_research.training import compare
+from attention_research.training.config import ExperimentConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = sorted(f for f in os.listdir(os.path.join(ROOT, 'configs')) if f.endswith('.py') and f[0] != '_')
+# Options that switch a config file to another model class (and so to other variant names); every
+# discovered file also runs with its plain 'smoke'.
+FAMILIES = {
+    'translation.py': ['model=rnn'],
+    'captioning.py': ['decoder=transformer'],
+    'classification.py': ['task=digits'],
+}
+ARGS = [f'{name}:{",".join(o for o in (option, "smoke") if o)}'
+        for name in CONFIGS for option in [''] + FAMILIES.get(name, [])]
+
+
+def test_families_name_existing_config_files():
+  assert set(FAMILIES) <= set(CONFIGS)
+
+
+@pytest.mark.parametrize('arg', ARGS)
+def test_compare_runs_with_the_configs_default_variants(arg, tmp_path):
+  config = compare.load_config_file(os.path.join(ROOT, 'configs', arg))
+  cfg = ExperimentConfig.from_config_dict(config)
+  # One seed and one training step: the comparison's plumbing, not its numbers, is what is tested here.
+  config.unlock()
+  config.train.steps = 1
+  config.train.checkpoint_every = 0
+  config.lock()
+  table = compare.compare(config, str(tmp_path), seeds=1, quiet=True)
+  assert [r.variant for r in table.rows] == compare.parse_list(cfg.compare.variants)
+  for row in table.rows:
+    assert row.error is None, (row.variant, row.error)
+    headline = table.metric_names[0][0]
+    assert len(row.metrics[headline]) == 1 and math.isfinite(row.metrics[headline][0]), row.metrics
+  assert (tmp_path / 'results.md').exists()
+  if any('bleu' in r.metrics for r in table.rows):  # how BLEU tokenised, as sacrebleu signs it
+    tok = 'none' if arg.startswith('translation.py') else '13a'
+    assert any(f'signature nrefs:1|case:mixed|eff:no|tok:{tok}|' in n for n in table.notes), table.notes
