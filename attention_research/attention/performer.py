@@ -80,7 +80,8 @@ DEN_FLOOR = 1e-18
 
 
 def _safe_divide(num, den):
-  ok = den > 0
+  # Only a zero denominator means "no visible key"; a NaN one (NaN or inf inputs) must stay NaN, as in softmax.
+  ok = ~(den <= 0)
   return jnp.where(ok, num / (jnp.where(ok, den, 1.0) + DEN_FLOOR), 0.0)
 
 
