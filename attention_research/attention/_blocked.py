@@ -406,6 +406,8 @@ def blocked_attention(q, k, v, d: _checks.Dims, *, mask, bias, scale, is_causal,
   """
   if is_causal:
     right = min(right, 0)
+  if _checks.is_empty(d):  # no blocks to cut (and no block size to divide by)
+    return _checks.empty_result(d, v, return_weights=False)
   dtype = jnp.result_type(q, k, v)
   scale = _checks.default_scale(scale, d.H)
   scale_q = jnp.finfo(dtype).bits >= 32

@@ -93,6 +93,22 @@ def to_bnts(x, d: Dims):
   return x.reshape((d.B,) + x.shape[-3:])
 
 
+def is_empty(d: Dims) -> bool:
+  return d.T == 0 or d.S == 0
+
+
+def empty_result(d: Dims, v, return_weights: bool):
+  """What every variant returns when T = 0 or S = 0 (`is_empty`), the same in every variant.
+
+  T = 0: an empty output [..., 0, N, V]. S = 0: zeros [..., T, N, V], the rule for rows with no visible key.
+  Weights (return_weights=True) are float32 zeros [..., N, T, S], empty as well.
+  """
+  out = jnp.zeros(d.batch_shape + (d.T, d.N, d.V), v.dtype)
+  if not return_weights:
+    return out
+  return out, jnp.zeros(d.batch_shape + (d.N, d.T, d.S), jnp.float32)
+
+
 def default_scale(scale, H: int) -> float:
   return 1.0 / math.sqrt(H) if scale is None else scale
 

@@ -164,6 +164,10 @@ def linear(q, k, v, *, mask=None, is_causal=False, scale=None, return_weights=Fa
   mask, _ = _checks.check_mask_bias(mask, None, d)
   _check_eps(eps)
   check_chunk_size(chunk_size)
+  _feature_fn(feature_map)
+  _checks.check_key_padding_only(mask, d, 'linear')
+  if _checks.is_empty(d):
+    return _checks.empty_result(d, v, return_weights)
   fq, fk, vv = _features(q, k, v, d, mask=mask, scale=scale, feature_map=feature_map)
   num, den = kernel_sums(fq, fk, vv, d, is_causal=is_causal, chunk_size=chunk_size)
   out = _checks.unflatten_batch((num / (den + eps)[..., None]).astype(v.dtype), d)

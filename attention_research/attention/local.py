@@ -25,7 +25,7 @@ def check_window(window, T: int, S: int) -> tuple[int, int]:
   if left < 0 or right < 0:
     raise ValueError(f'window sizes must be >= 0; got window={window}.')
   length = max(T, S)
-  if left > length or right > length:
+  if length and (left > length or right > length):  # empty sequences take any window
     raise ValueError(f'window={tuple(window)} is larger than the sequence (query length T={T}, key length S={S}); '
                      f'use at most ({length}, {length}), which already covers every key.')
   return left, right

@@ -131,6 +131,10 @@ def performer(q, k, v, *, mask=None, is_causal=False, scale=None, return_weights
   d = _checks.check_qkv(q, k, v)
   mask, _ = _checks.check_mask_bias(mask, None, d)
   check_chunk_size(chunk_size)
+  if _checks.is_empty(d):
+    _resolve_features(features, key, num_features, d)  # validated all the same
+    _checks.check_key_padding_only(mask, d, 'performer')
+    return _checks.empty_result(d, v, return_weights)
   fq, fk, vv = _features(q, k, v, d, mask=mask, scale=scale, num_features=num_features, key=key,
                          features=features)
   num, den = kernel_sums(fq, fk, vv, d, is_causal=is_causal, chunk_size=chunk_size)
