@@ -101,9 +101,7 @@ def _runs(line):
 
 def _pick_block(length, requested, default):
   if requested is not None:
-    if requested < 1:
-      raise ValueError(f'block sizes must be >= 1; got {requested}.')
-    return min(int(requested), length)
+    return min(requested, length)
   n = -(-length // default)
   block = -(-length // n)
   return block if n == 1 else -(-block // 8) * 8  # spread the padding thinly, keep rows aligned
@@ -111,6 +109,8 @@ def _pick_block(length, requested, default):
 
 def make_plan(d: _checks.Dims, *, scale, scale_q, left=UNBOUNDED, right=UNBOUNDED, block_q=None,
               block_k=None) -> Plan:
+  block_q = None if block_q is None else _checks.check_int('block_q', block_q)
+  block_k = None if block_k is None else _checks.check_int('block_k', block_k)
   heads = d.B * d.N
   left, right = min(left, UNBOUNDED), min(right, UNBOUNDED)
   side = min(max(int(math.sqrt(BLOCK_ELEMENTS / heads)) // 8 * 8, MIN_BLOCK), MAX_BLOCK)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 
 import jax.numpy as jnp
 
@@ -91,6 +92,21 @@ def to_bnts(x, d: Dims):
     return x.reshape((1,) + x.shape[-3:])
   x = jnp.broadcast_to(x, d.batch_shape + x.shape[-3:])
   return x.reshape((d.B,) + x.shape[-3:])
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+  """value as an int >= minimum, for static sizes (windows, block sizes, feature counts).
+
+  Floats are refused, not truncated (2.5 would silently become 2), and so are bools and traced values.
+  """
+  if not isinstance(value, bool):
+    try:
+      value_int = operator.index(value)
+    except TypeError:
+      value_int = None
+    if value_int is not None and value_int >= minimum:
+      return value_int
+  raise ValueError(f'{name} must be an integer >= {minimum} (a Python int, fixed when tracing); got {value!r}.')
 
 
 def is_empty(d: Dims) -> bool:

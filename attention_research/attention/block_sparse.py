@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 
 import jax.numpy as jnp
 import numpy as np
@@ -52,19 +51,12 @@ class _Layout:
 
 
 def _check_options(T, S, block_size, num_window_blocks, num_global_blocks, num_random_blocks, seed):
-  opts = dict(block_size=block_size, num_window_blocks=num_window_blocks, num_global_blocks=num_global_blocks,
-              num_random_blocks=num_random_blocks, seed=seed)
-  for name, x in opts.items():
-    try:
-      opts[name] = operator.index(x)
-    except TypeError:
-      raise ValueError(f'{name} must be a Python int (the sparsity pattern is static); got {x!r}.') from None
-  if opts['block_size'] < 1 or opts['num_window_blocks'] < 1:
-    raise ValueError(f"block_size and num_window_blocks must be >= 1; got block_size={block_size}, "
-                     f"num_window_blocks={num_window_blocks}.")
-  if opts['num_global_blocks'] < 0 or opts['num_random_blocks'] < 0:
-    raise ValueError(f'num_global_blocks and num_random_blocks must be >= 0; got {num_global_blocks}, '
-                     f'{num_random_blocks}.')
+  # Python ints: the sparsity pattern is static.
+  opts = dict(block_size=_checks.check_int('block_size', block_size),
+              num_window_blocks=_checks.check_int('num_window_blocks', num_window_blocks),
+              num_global_blocks=_checks.check_int('num_global_blocks', num_global_blocks, minimum=0),
+              num_random_blocks=_checks.check_int('num_random_blocks', num_random_blocks, minimum=0),
+              seed=_checks.check_int('seed', seed, minimum=0))
   if opts['block_size'] > S > 0:  # S = 0 has no blocks at all: every variant returns zeros
     raise ValueError(f'block_size={block_size} is larger than the key sequence (S={S}, T={T}); use a block size '
                      f'<= {S} or dense attention.')

@@ -37,8 +37,7 @@ def _feature_fn(feature_map):
 
 
 def check_chunk_size(chunk_size):
-  if not isinstance(chunk_size, int) or chunk_size < 1:
-    raise ValueError(f'chunk_size must be a positive int; got {chunk_size!r}.')
+  return _checks.check_int('chunk_size', chunk_size)
 
 
 def key_padding(mask, d: _checks.Dims, variant: str):

@@ -28,8 +28,7 @@ from attention_research.attention.linear import (DEFAULT_CHUNK_SIZE, check_chunk
                                                  kernel_scores, kernel_sums, key_padding)
 
 def _check_num_features(num_features):
-  if not isinstance(num_features, int) or num_features < 1:
-    raise ValueError(f'num_features must be a positive int; got {num_features!r}.')
+  return _checks.check_int('num_features', num_features)
 
 
 def draw_features(key, num_features: int, head_size: int):
@@ -39,9 +38,8 @@ def draw_features(key, num_features: int, head_size: int):
   distributed), stacked and cut to num_features rows; each row is then scaled to the norm of an independent
   Gaussian vector, so that every row is marginally N(0, I) while rows within a block stay orthogonal.
   """
-  _check_num_features(num_features)
-  if not isinstance(head_size, int) or head_size < 1:
-    raise ValueError(f'head_size must be a positive int; got {head_size!r}.')
+  num_features = _check_num_features(num_features)
+  head_size = _checks.check_int('head_size', head_size)
   num_blocks = -(-num_features // head_size)
   block_key, norm_key = jax.random.split(key)
 
