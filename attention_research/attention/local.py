@@ -23,7 +23,7 @@ def check_window(window, T: int, S: int) -> tuple[int, int]:
                  for side, w in zip(('left', 'right'), pair))
   length = max(T, S)
   if length and (left > length or right > length):  # empty sequences take any window
-    raise ValueError(f'window={tuple(window)} is larger than the sequence (query length T={T}, key length S={S}); '
+    raise ValueError(f'window={(left, right)} is larger than the sequence (query length T={T}, key length S={S}); '
                      f'use at most ({length}, {length}), which already covers every key.')
   return left, right
 
