@@ -101,9 +101,7 @@ def _runs(line):
 
 def _pick_block(length, requested, default):
   if requested is not None:
-    if requested < 1:
-      raise ValueError(f'block sizes must be >= 1; got {requested}.')
-    return min(int(requested), length)
+    return min(requested, length)
   n = -(-length // default)
   block = -(-length // n)
   return block if n == 1 else -(-block // 8) * 8  # spread the padding thinly, keep rows aligned
@@ -111,6 +109,8 @@ def _pick_block(length, requested, default):
 
 def make_plan(d: _checks.Dims, *, scale, scale_q, left=UNBOUNDED, right=UNBOUNDED, block_q=None,
               block_k=None) -> Plan:
+  block_q = None if block_q is None else _checks.check_int('block_q', block_q)
+  block_k = None if block_k is None else _checks.check_int('block_k', block_k)
   heads = d.B * d.N
   left, right = min(left, UNBOUNDED), min(right, UNBOUNDED)
   side = min(max(int(math.sqrt(BLOCK_ELEMENTS / heads)) // 8 * 8, MIN_BLOCK), MAX_BLOCK)
@@ -212,11 +212,16 @@ def _scores(q_i, k_j, i, j, mask, bias, p: Plan, positional: bool):
   if bias is not None:
     s5 = s5 + _block_of(bias, i, j, p).astype(jnp.float32)
   keep = None if mask is None else _block_of(mask, i, j, p)
+  fill = MASK_VALUE
   if positional:
     band = _band(i, j, p)
     keep = band if keep is None else keep & band
+    # Padded key columns take -inf, not MASK_VALUE: they must not count as masked keys, or a row whose real
+    # scores are all -inf (a bias of -inf) would read as fully masked and give zeros instead of the NaN of
+    # softmax. A [bk] vector: the select still makes one pass over the block.
+    fill = jnp.where(j * p.bk + jnp.arange(p.bk) < p.S, jnp.float32(MASK_VALUE), -jnp.inf)
   if keep is not None:
-    s5 = jnp.where(keep, s5, MASK_VALUE)
+    s5 = jnp.where(keep, s5, fill)
   return s5.reshape(s.shape)
 
 
@@ -252,19 +257,25 @@ def _forward(q, k, v, mask, bias, p: Plan):
       m, l, acc = carry
       s = _scores(q_i, k[j], i, j, mask, bias, p, positional)
       m_new = jnp.maximum(m, jnp.max(s, axis=-1))
-      e = jnp.exp(s - m_new[..., None])
-      alpha = jnp.exp(m - m_new)
+      # m stays -inf while every score so far is -inf: shift by 0 then, so that exp gives 0 rather than NaN.
+      shift = jnp.where(m_new == -jnp.inf, 0.0, m_new)
+      e = jnp.exp(s - shift[..., None])
+      alpha = jnp.exp(m - shift)
       l = alpha * l + jnp.sum(e, axis=-1)
       return m_new, l, alpha[..., None] * acc + _dot(e.astype(v.dtype), v[j], 2, 1)
 
     lo, a, b, hi = _runs_for(p.rows, i)
-    carry = (jnp.full((BK, R), MASK_VALUE, jnp.float32), jnp.zeros((BK, R), jnp.float32),
+    carry = (jnp.full((BK, R), -jnp.inf, jnp.float32), jnp.zeros((BK, R), jnp.float32),
              jnp.zeros((BK, R, V), jnp.float32))
     carry = _loop(lo, a, functools.partial(step, True), carry)
     carry = _loop(a, b, functools.partial(step, False), carry)
     m, l, acc = _loop(b, hi, functools.partial(step, True), carry)
-    # A row whose keys are all masked keeps m at MASK_VALUE: it returns zeros (and DEAD_LSE for the VJP).
-    alive = m > 0.5 * MASK_VALUE
+    # A row whose keys are all masked has m at MASK_VALUE, or -inf when its block visits no key block: it
+    # returns zeros (and DEAD_LSE for the VJP). A visited row whose scores are all -inf keeps m = -inf and
+    # l = 0: 0/0 gives NaN, as softmax does. A NaN score makes l NaN (XLA's max reduction need not return
+    # NaN, so m may even look masked): such a row stays alive and NaN reaches out, lse and the gradients.
+    dead = (m <= 0.5 * MASK_VALUE) & ((m > -jnp.inf) | (hi <= lo)) & ~jnp.isnan(l)
+    alive = ~dead
     l_safe = jnp.where(alive, l, 1.0)
     out = jnp.where(alive[..., None], acc * (1.0 / l_safe)[..., None], 0.0)
     lse = jnp.where(alive, m + jnp.log(l_safe), DEAD_LSE)
@@ -395,6 +406,8 @@ def blocked_attention(q, k, v, d: _checks.Dims, *, mask, bias, scale, is_causal,
   """
   if is_causal:
     right = min(right, 0)
+  if _checks.is_empty(d):  # no blocks to cut (and no block size to divide by)
+    return _checks.empty_result(d, v, return_weights=False)
   dtype = jnp.result_type(q, k, v)
   scale = _checks.default_scale(scale, d.H)
   scale_q = jnp.finfo(dtype).bits >= 32

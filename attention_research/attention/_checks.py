@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 
 import jax.numpy as jnp
 
@@ -91,6 +92,37 @@ def to_bnts(x, d: Dims):
     return x.reshape((1,) + x.shape[-3:])
   x = jnp.broadcast_to(x, d.batch_shape + x.shape[-3:])
   return x.reshape((d.B,) + x.shape[-3:])
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+  """value as an int >= minimum, for static sizes (windows, block sizes, feature counts).
+
+  Floats are refused, not truncated (2.5 would silently become 2), and so are bools and traced values.
+  """
+  if not isinstance(value, bool):
+    try:
+      value_int = operator.index(value)
+    except TypeError:
+      value_int = None
+    if value_int is not None and value_int >= minimum:
+      return value_int
+  raise ValueError(f'{name} must be an integer >= {minimum} (a Python int, fixed when tracing); got {value!r}.')
+
+
+def is_empty(d: Dims) -> bool:
+  return d.T == 0 or d.S == 0
+
+
+def empty_result(d: Dims, v, return_weights: bool):
+  """What every variant returns when T = 0 or S = 0 (`is_empty`), the same in every variant.
+
+  T = 0: an empty output [..., 0, N, V]. S = 0: zeros [..., T, N, V], the rule for rows with no visible key.
+  Weights (return_weights=True) are float32 zeros [..., N, T, S], empty as well.
+  """
+  out = jnp.zeros(d.batch_shape + (d.T, d.N, d.V), v.dtype)
+  if not return_weights:
+    return out
+  return out, jnp.zeros(d.batch_shape + (d.N, d.T, d.S), jnp.float32)
 
 
 def default_scale(scale, H: int) -> float:

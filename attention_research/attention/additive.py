@@ -40,6 +40,8 @@ def additive(q, k, v, *, params, mask=None, bias=None, is_causal=False, scale=No
   d = _checks.check_qkv(q, k, v, same_head_size=False)
   mask, bias = _checks.check_mask_bias(mask, bias, d)
   wq, wk, vv = _check_params(params, d, q, k)
+  if _checks.is_empty(d):
+    return _checks.empty_result(d, v, return_weights)
   qa = jnp.einsum('BTNH,HA->BTNA', _checks.flatten_batch(q, d), wq, preferred_element_type=jnp.float32)
   ka = jnp.einsum('BSKH,HA->BSKA', _checks.flatten_batch(k, d), wk, preferred_element_type=jnp.float32)
   qa = qa.reshape(d.B, d.T, d.K, d.G, -1)

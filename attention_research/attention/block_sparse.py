@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 
 import jax.numpy as jnp
 import numpy as np
@@ -52,20 +51,13 @@ class _Layout:
 
 
 def _check_options(T, S, block_size, num_window_blocks, num_global_blocks, num_random_blocks, seed):
-  opts = dict(block_size=block_size, num_window_blocks=num_window_blocks, num_global_blocks=num_global_blocks,
-              num_random_blocks=num_random_blocks, seed=seed)
-  for name, x in opts.items():
-    try:
-      opts[name] = operator.index(x)
-    except TypeError:
-      raise ValueError(f'{name} must be a Python int (the sparsity pattern is static); got {x!r}.') from None
-  if opts['block_size'] < 1 or opts['num_window_blocks'] < 1:
-    raise ValueError(f"block_size and num_window_blocks must be >= 1; got block_size={block_size}, "
-                     f"num_window_blocks={num_window_blocks}.")
-  if opts['num_global_blocks'] < 0 or opts['num_random_blocks'] < 0:
-    raise ValueError(f'num_global_blocks and num_random_blocks must be >= 0; got {num_global_blocks}, '
-                     f'{num_random_blocks}.')
-  if opts['block_size'] > S:
+  # Python ints: the sparsity pattern is static.
+  opts = dict(block_size=_checks.check_int('block_size', block_size),
+              num_window_blocks=_checks.check_int('num_window_blocks', num_window_blocks),
+              num_global_blocks=_checks.check_int('num_global_blocks', num_global_blocks, minimum=0),
+              num_random_blocks=_checks.check_int('num_random_blocks', num_random_blocks, minimum=0),
+              seed=_checks.check_int('seed', seed, minimum=0))
+  if opts['block_size'] > S > 0:  # S = 0 has no blocks at all: every variant returns zeros
     raise ValueError(f'block_size={block_size} is larger than the key sequence (S={S}, T={T}); use a block size '
                      f'<= {S} or dense attention.')
   return opts
@@ -104,6 +96,8 @@ def block_sparse_mask(T: int, S: int, *, block_size=64, num_window_blocks=3, num
                       num_random_blocks=2, seed=0, is_causal=False):
   """Bool [T, S] (True = may attend): the exact pattern `block_sparse` computes, causal constraint included."""
   o = _check_options(T, S, block_size, num_window_blocks, num_global_blocks, num_random_blocks, seed)
+  if T == 0 or S == 0:
+    return jnp.zeros((T, S), bool)
   lay = _layout(T, S, **o, is_causal=bool(is_causal))
   q_block = (np.arange(T) + lay.front) // lay.b
   k_block = np.arange(S) // lay.b
@@ -140,6 +134,8 @@ def block_sparse(q, k, v, *, block_size=64, num_window_blocks=3, num_global_bloc
   d = _checks.check_qkv(q, k, v)
   mask, bias = _checks.check_mask_bias(mask, bias, d)
   o = _check_options(d.T, d.S, block_size, num_window_blocks, num_global_blocks, num_random_blocks, seed)
+  if _checks.is_empty(d):
+    return _checks.empty_result(d, v, return_weights)
   lay = _layout(d.T, d.S, **o, is_causal=bool(is_causal))
   scale = jnp.float32(_checks.default_scale(scale, d.H))
   b, nq, nk, ng = lay.b, lay.num_q_blocks, lay.num_k_blocks, lay.num_global_q_blocks

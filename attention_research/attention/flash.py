@@ -60,6 +60,9 @@ def flash(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_
   """
   d = _checks.check_qkv(q, k, v)
   mask, bias = _checks.check_mask_bias(mask, bias, d)
+  for name, size in (('block_q', block_q), ('block_k', block_k)):
+    if size is not None:
+      _checks.check_int(name, size)
   if return_weights:
     return reference(q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale, return_weights=True)
   if _cudnn_fits(q, k, v, d, mask, bias, is_causal, block_q, block_k):

@@ -37,8 +37,7 @@ def _feature_fn(feature_map):
 
 
 def check_chunk_size(chunk_size):
-  if not isinstance(chunk_size, int) or chunk_size < 1:
-    raise ValueError(f'chunk_size must be a positive int; got {chunk_size!r}.')
+  return _checks.check_int('chunk_size', chunk_size)
 
 
 def key_padding(mask, d: _checks.Dims, variant: str):
@@ -164,6 +163,10 @@ def linear(q, k, v, *, mask=None, is_causal=False, scale=None, return_weights=Fa
   mask, _ = _checks.check_mask_bias(mask, None, d)
   _check_eps(eps)
   check_chunk_size(chunk_size)
+  _feature_fn(feature_map)
+  _checks.check_key_padding_only(mask, d, 'linear')
+  if _checks.is_empty(d):
+    return _checks.empty_result(d, v, return_weights)
   fq, fk, vv = _features(q, k, v, d, mask=mask, scale=scale, feature_map=feature_map)
   num, den = kernel_sums(fq, fk, vv, d, is_causal=is_causal, chunk_size=chunk_size)
   out = _checks.unflatten_batch((num / (den + eps)[..., None]).astype(v.dtype), d)

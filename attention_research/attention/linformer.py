@@ -28,9 +28,7 @@ from attention_research.attention.normalizers import softmax
 
 def init_params(key, length: int, rank: int, dtype=jnp.float32):
   """E, F [length, rank] ~ N(0, 1/length): a projected key is a random mix of keys of the originals' scale."""
-  for name, x in (('length', length), ('rank', rank)):
-    if not isinstance(x, int) or x < 1:
-      raise ValueError(f'{name} must be a positive int; got {x!r}.')
+  length, rank = _checks.check_int('length', length), _checks.check_int('rank', rank)
   ke, kf = jax.random.split(key)
   std = 1.0 / math.sqrt(length)
   return {'e': (std * jax.random.normal(ke, (length, rank), jnp.float32)).astype(dtype),

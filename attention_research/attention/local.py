@@ -16,17 +16,14 @@ DEFAULT_BLOCK_SIZE = 256
 
 def check_window(window, T: int, S: int) -> tuple[int, int]:
   """An int w means (w, w). Sides must be >= 0 and no larger than the sequence."""
-  if isinstance(window, int):
-    window = (window, window)
-  try:
-    left, right = (int(w) for w in window)
-  except (TypeError, ValueError):
-    raise ValueError(f'window must be an int or a (left, right) pair of ints; got {window!r}.') from None
-  if left < 0 or right < 0:
-    raise ValueError(f'window sizes must be >= 0; got window={window}.')
+  pair = window if isinstance(window, (tuple, list)) else (window, window)
+  if len(pair) != 2:
+    raise ValueError(f'window must be an int or a (left, right) pair of ints; got {window!r}.')
+  left, right = (_checks.check_int(f'window {side} (of window={window!r})', w, minimum=0)
+                 for side, w in zip(('left', 'right'), pair))
   length = max(T, S)
-  if left > length or right > length:
-    raise ValueError(f'window={tuple(window)} is larger than the sequence (query length T={T}, key length S={S}); '
+  if length and (left > length or right > length):  # empty sequences take any window
+    raise ValueError(f'window={(left, right)} is larger than the sequence (query length T={T}, key length S={S}); '
                      f'use at most ({length}, {length}), which already covers every key.')
   return left, right
 
@@ -49,6 +46,8 @@ def local(q, k, v, *, window, mask=None, bias=None, is_causal=False, scale=None,
   d = _checks.check_qkv(q, k, v)
   mask, bias = _checks.check_mask_bias(mask, bias, d)
   left, right = check_window(window, d.T, d.S)
+  if block_size is not None:
+    _checks.check_int('block_size', block_size)
   if is_causal:
     right = 0
   if return_weights:

@@ -28,8 +28,7 @@ from attention_research.attention.linear import (DEFAULT_CHUNK_SIZE, check_chunk
                                                  kernel_scores, kernel_sums, key_padding)
 
 def _check_num_features(num_features):
-  if not isinstance(num_features, int) or num_features < 1:
-    raise ValueError(f'num_features must be a positive int; got {num_features!r}.')
+  return _checks.check_int('num_features', num_features)
 
 
 def draw_features(key, num_features: int, head_size: int):
@@ -39,9 +38,8 @@ def draw_features(key, num_features: int, head_size: int):
   distributed), stacked and cut to num_features rows; each row is then scaled to the norm of an independent
   Gaussian vector, so that every row is marginally N(0, I) while rows within a block stay orthogonal.
   """
-  _check_num_features(num_features)
-  if not isinstance(head_size, int) or head_size < 1:
-    raise ValueError(f'head_size must be a positive int; got {head_size!r}.')
+  num_features = _check_num_features(num_features)
+  head_size = _checks.check_int('head_size', head_size)
   num_blocks = -(-num_features // head_size)
   block_key, norm_key = jax.random.split(key)
 
@@ -80,7 +78,8 @@ DEN_FLOOR = 1e-18
 
 
 def _safe_divide(num, den):
-  ok = den > 0
+  # Only a zero denominator means "no visible key"; a NaN one (NaN or inf inputs) must stay NaN, as in softmax.
+  ok = ~(den <= 0)
   return jnp.where(ok, num / (jnp.where(ok, den, 1.0) + DEN_FLOOR), 0.0)
 
 
@@ -130,6 +129,10 @@ def performer(q, k, v, *, mask=None, is_causal=False, scale=None, return_weights
   d = _checks.check_qkv(q, k, v)
   mask, _ = _checks.check_mask_bias(mask, None, d)
   check_chunk_size(chunk_size)
+  if _checks.is_empty(d):
+    _resolve_features(features, key, num_features, d)  # validated all the same
+    _checks.check_key_padding_only(mask, d, 'performer')
+    return _checks.empty_result(d, v, return_weights)
   fq, fk, vv = _features(q, k, v, d, mask=mask, scale=scale, num_features=num_features, key=key,
                          features=features)
   num, den = kernel_sums(fq, fk, vv, d, is_causal=is_causal, chunk_size=chunk_size)

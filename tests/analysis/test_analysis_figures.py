@@ -133,12 +133,10 @@ def test_every_variant_can_be_plotted_through_its_weights(tmp_path, name, png):
   kq, kk, kv, kp = jax.random.split(jax.random.PRNGKey(0), 4)
   q, k, v = (jax.random.normal(x, (B, T, N, H)) for x in (kq, kk, kv))
   fn = attention.get(name).fn
-  try:
-    kwargs = _variant_kwargs(name, H=H, S=T, key=kp)
-    # One compilation instead of one per eager op keeps the sweep fast on CPU.
-    _, w = jax.jit(lambda q, k, v: fn(q, k, v, return_weights=True, **kwargs))(q, k, v)
-  except NotImplementedError:
-    pytest.xfail(f'attention.{name} does not implement return_weights=True yet (NotImplementedError)')
+  kwargs = _variant_kwargs(name, H=H, S=T, key=kp)
+  # One compilation instead of one per eager op keeps the sweep fast on CPU. Every variant returns weights:
+  # one that stops doing so fails here.
+  _, w = jax.jit(lambda q, k, v: fn(q, k, v, return_weights=True, **kwargs))(q, k, v)
   w = np.asarray(w)
   assert w.shape == (B, N, T, T)
   path = tmp_path / f'{name}.png'

@@ -18,6 +18,20 @@ def qkv(T, S, N=4, K=2, H=8, V=6, batch=(2,), seed=0, std=1.0):
           normal(seed + 2, batch + (S, K, V)))
 
 
+def large_logits(q, k, offset=53.0):
+  """q, k with a common first feature `offset`: every score gains offset**2 * scale (about 1000 for H=8) while
+  their differences stay O(1). Softmax ignores the shift, but scores rounded to 16 bits before it lose their
+  differences (bfloat16 spacing at 1000 is 4, float16's 0.5), so outputs then move by far more than rounding."""
+  return q.at[..., 0].set(offset), k.at[..., 0].set(offset)
+
+
+def half_tolerance(dtype):
+  """Error of a half-precision result computed in float32 from the same (half) values: its output rounding
+  and the weights cast to the value dtype for the weighted sum (2**-8 for bfloat16, 2**-11 for float16)."""
+  eps = 2.0**-8 if dtype == jnp.bfloat16 else 2.0**-11
+  return dict(atol=4 * eps, rtol=4 * eps)
+
+
 def key_mask(S, batch=2, seed=1):
   """A random key padding mask [batch, 1, 1, S] that keeps the first key, so no row is empty."""
   m = np.random.default_rng(seed).random((batch, 1, 1, S)) < 0.7

@@ -1,6 +1,7 @@
 """The reference against jax.nn.dot_product_attention, an implementation that is not part of this project."""
 
 import functools
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from attention_research import attention
+from tests.attention.inputs import half_tolerance
 
 
 def jax_nn(q, k, v, mask=None, bias=None, is_causal=False, scale=None):
@@ -80,12 +82,28 @@ def test_softmax_runs_in_float32_for_half_precision(qkv):
   for dtype in (jnp.bfloat16, jnp.float16):
     out, w = attention.dot_product(q.astype(dtype), k.astype(dtype), v.astype(dtype), return_weights=True)
     assert out.dtype == dtype and w.dtype == jnp.float32
+    # The weights are those of float32 scores of the same (rounded) inputs, not of scores rounded to dtype.
+    same = [x.astype(dtype).astype(jnp.float32) for x in (q, k, v)]
+    out32, w32 = attention.dot_product(*same, return_weights=True)
+    np.testing.assert_allclose(w, w32, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(out.astype(jnp.float32), out32, **half_tolerance(dtype))
 
 
-def test_auto_takes_the_reference_when_weights_are_asked(qkv):
+def test_auto_takes_the_reference_when_weights_are_asked(qkv, monkeypatch):
+  # Lower the threshold so that auto would take the kernel on these inputs, and record every kernel call.
+  dp_module = importlib.import_module('attention_research.attention.dot_product')
+  flash_module = importlib.import_module('attention_research.attention.flash')
+  calls = []
+  kernel = flash_module.flash
+  monkeypatch.setattr(dp_module, 'AUTO_FLASH_MIN_SCORES', 1)
+  monkeypatch.setattr(flash_module, 'flash', lambda *a, **kw: calls.append(kw) or kernel(*a, **kw))
   q, k, v = qkv()
+  attention.dot_product(q, k, v, implementation='auto')
+  assert len(calls) == 1  # without weights auto does take the kernel here
   out, w = attention.dot_product(q, k, v, return_weights=True, implementation='auto')
+  assert len(calls) == 1
   np.testing.assert_allclose(out, attention.dot_product(q, k, v, implementation='reference'), atol=1e-6)
+  assert w.shape == (2, 4, 6, 6)
 
 
 @pytest.mark.parametrize('bad, match', [

@@ -9,6 +9,7 @@ import pytest
 
 from attention_research import attention
 from attention_research.attention import _blocked, _checks
+from tests.attention.inputs import half_tolerance, large_logits
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -99,6 +100,13 @@ def test_bfloat16_stays_close_to_float32():
   assert out.dtype == jnp.bfloat16
   ref = attention.dot_product(q, k, v, is_causal=True, implementation='reference')
   np.testing.assert_allclose(out.astype(jnp.float32), ref, atol=5e-2, rtol=5e-2)
+  # Scores in float32: large logits, where scores rounded to 16 bits would move the softmax, give the float32
+  # result on the same values up to output rounding.
+  for dtype in (jnp.bfloat16, jnp.float16):
+    half = [x.astype(dtype) for x in (*large_logits(q, k), v)]
+    out = flash(*half)
+    ref = attention.dot_product(*(x.astype(jnp.float32) for x in half), is_causal=True, implementation='reference')
+    np.testing.assert_allclose(out.astype(jnp.float32), ref, **half_tolerance(dtype))
 
 
 def test_causal_skips_blocks_above_the_diagonal():
@@ -143,6 +151,11 @@ def test_gpu_path_is_guarded_and_falls_back_to_the_kernel(monkeypatch):
   assert not flash_module._cudnn_fits(*half, d, jnp.ones((16, 16), bool), None, False, None, None)
   # On this CPU cuDNN refuses, so the call still answers, from the kernel.
   out = jax.jit(lambda q, k, v: attention.flash(q, k, v, is_causal=True))(*half)
+  large = [x.astype(jnp.bfloat16) for x in (*large_logits(q, k), v)]
+  out_large = jax.jit(lambda q, k, v: attention.flash(q, k, v, is_causal=True))(*large)
   monkeypatch.undo()
   ref = attention.dot_product(q, k, v, is_causal=True, implementation='reference')
   np.testing.assert_allclose(out.astype(jnp.float32), ref, atol=5e-2, rtol=5e-2)
+  ref_large = attention.dot_product(*(x.astype(jnp.float32) for x in large), is_causal=True,
+                                    implementation='reference')
+  np.testing.assert_allclose(out_large.astype(jnp.float32), ref_large, **half_tolerance(jnp.bfloat16))

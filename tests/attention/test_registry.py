@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from attention_research import attention
+from tests.attention.inputs import half_tolerance, large_logits
 from tests.attention.variant_cases import variant_kwargs
 
 NAMES = sorted(attention.VARIANTS)
@@ -99,6 +100,23 @@ def test_bfloat16_inputs_keep_their_dtype_and_stay_finite(name, qkv):
   assert out.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(out.astype(jnp.float32))))
   ref = call(name, *(x.astype(jnp.float32) for x in (q, k, v)))
   np.testing.assert_allclose(out.astype(jnp.float32), ref, atol=0.1, rtol=0.1)
+
+
+@pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize('name', NAMES)
+def test_half_precision_scores_are_formed_and_normalised_in_float32(name, dtype, qkv):
+  """Half inputs give the float32 result on the same values up to output rounding, even where rounding the
+  scores themselves to 16 bits would move the softmax (large logits)."""
+  q, k, v = qkv()
+  q, k = large_logits(q, k)
+  q, k, v = (x.astype(dtype) for x in (q, k, v))
+  kw = variant_kwargs(name, H=q.shape[-1], S=k.shape[-3])
+  if name == 'multiplicative':
+    del kw['params']  # the 'general' form projects q in its own dtype, by design; the 'dot' form has scores only
+  fn = jax.jit(lambda q, k, v: attention.get(name).fn(q, k, v, **kw))
+  out, ref = fn(q, k, v), fn(*(x.astype(jnp.float32) for x in (q, k, v)))
+  assert out.dtype == dtype
+  np.testing.assert_allclose(out.astype(jnp.float32), ref, **half_tolerance(dtype))
 
 
 @pytest.mark.parametrize('name', NAMES)

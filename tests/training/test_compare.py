@@ -22,7 +22,7 @@ def test_compare_writes_every_variant_with_mean_and_std(task, tmp_path):
   assert [r.variant for r in table.rows] == ['dot_product', 'linear', 'additive']
   ok, linear, crashed = table.rows
   assert ok.seeds == [0, 1] and len(ok.metrics['accuracy']) == 2 and ok.error is None
-  assert crashed.error and 'additive' in crashed.error.lower() or 'params' in crashed.error
+  assert crashed.error and 'additive' in crashed.error.lower() and 'params' in crashed.error  # why it crashed
   md = open(tmp_path / 'results.md').read()
   assert 'mean ± std over 2 seeds' in md and ' ± ' in md.split('| dot_product |')[1].split('\n')[0]
   assert '| additive |' in md and '**crashed**' in md

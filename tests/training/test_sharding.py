@@ -7,7 +7,9 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import pytest
+from jax.sharding import PartitionSpec as P
 
 from attention_research.training.sharding import DataParallel
 
@@ -57,5 +59,11 @@ def test_four_devices_give_the_same_loss_as_one(tmp_path):
 
 def test_batch_size_must_divide_over_devices():
   dp = DataParallel()
+  assert dp.num_devices == len(jax.devices()) and dp.mesh.axis_names == ('data',)
+  assert dp.batch_sharding(1).spec == P(None, 'data')  # vmapped seeds: the batch is axis 1
+  dp.num_devices = 4  # the check reads only the count; the subprocess test above runs 4 real devices
   dp.check_batch_size(8)
-  assert dp.num_devices >= 1
+  with pytest.raises(ValueError, match='config.train.batch_size=10 must be divisible by the 4 devices'):
+    dp.check_batch_size(10)
+  with pytest.raises(ValueError, match='config.data.eval_batch_size=6 must be divisible'):
+    dp.check_batch_size(6, 'data.eval_batch_size')
