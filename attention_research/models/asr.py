@@ -544,63 +544,40 @@ def hybrid_loss(outputs, targets, *, ctc_weight: float, blank_id: int = 0, pad_i
 
 
 # ------------------------------------------------------------------------------------------------ decoding
-def _rows(cache, rows: int):
-  """The cache as search state: the scalar cache index broadcast to [R] so beams can gather it."""
-  return jax.tree.map(lambda x: jnp.broadcast_to(x, (rows,)) if x.ndim == 0 else x, cache)
+def _search_init(model: ASR, memory, frame_lengths, ctc_logp, ctc_weight, *, max_length, pre_beam=None):
+  """decoding.search's init: the decoder's cache, the encoder output and, for joint decoding (ctc_logp given),
+  the CTC prefix scorer."""
+  B, F, _ = memory.shape
+  model.decoder.init_cache(B, max_length)  # tiled to B * W rows with the rest of the state
+  state = {'memory': memory, 'memory_mask': masks.padding(frame_lengths, F)}
+  if ctc_logp is not None:
+    K = model.cfg.vocab_size if pre_beam is None else pre_beam
+    state['ctc'] = ctc.joint_init(ctc_logp, frame_lengths, ctc_weight, candidates=K, blank_id=model.cfg.blank_id)
+  return state
 
 
-def _unrows(cache):
-  return jax.tree.map(lambda x: x[0] if x.ndim == 1 else x, cache)
+def _search_step(model: ASR, tokens, state):
+  """decoding.search's step: the decoder's log-probabilities, or joint CTC/attention scores."""
+  cfg = model.cfg
+  logits = model.decode_step(tokens, state['memory'], state['memory_mask'])
+  att = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  if 'ctc' not in state:
+    return att, state
+  # Tokens CTC never emits: padding, BOS and the blank.
+  not_ctc = jnp.zeros((cfg.vocab_size,), bool).at[jnp.asarray([cfg.pad_id, cfg.bos_id, cfg.blank_id])].set(True)
+  scores, cs = ctc.joint_scores(state['ctc'], att, tokens, not_ctc=not_ctc, blank_id=cfg.blank_id,
+                                eos_id=cfg.eos_id, pad_id=cfg.pad_id)
+  return scores, dict(state, ctc=cs)
 
 
 def _search(model: ASR, memory, frame_lengths, ctc_logp, *, method, beam_size, max_length, ctc_weight, alpha,
             pre_beam):
   cfg = model.cfg
-  B, F, _ = memory.shape
-  V = cfg.vocab_size
-  W = 1 if method == 'attention_greedy' else beam_size
-  model.decoder.init_cache(B, max_length)  # tiled to B * W rows with the rest of the state
-  graphdef, cache, rest = nnx.split(model, nnx.Cache, ...)
-  state = {'cache': _rows(cache, B), 'memory': memory, 'memory_mask': masks.padding(frame_lengths, F),
-           'started': jnp.zeros((B,), bool)}
   joint = method == 'joint'
-  if joint:
-    K = V if pre_beam is None else pre_beam
-    # cand / cand_psi / cand_r: each row's scored candidates, kept until the search says which it chose.
-    state['ctc'] = dict(ctc.init_state(ctc_logp, frame_lengths, blank_id=cfg.blank_id),
-                        cand=jnp.zeros((B, K), jnp.int32), cand_psi=jnp.zeros((B, K)),
-                        cand_r=jnp.zeros((B, F, 2, K)))
-  # Tokens CTC never emits: padding, BOS and the blank.
-  not_ctc = jnp.zeros((V,), bool).at[jnp.asarray([cfg.pad_id, cfg.bos_id, cfg.blank_id])].set(True)
-
-  def step_fn(tokens, state):
-    model = nnx.merge(graphdef, _unrows(state['cache']), rest)
-    logits = model.decode_step(tokens, state['memory'], state['memory_mask'])
-    att = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    rows = tokens.shape[0]
-    new = dict(state, cache=_rows(nnx.state(model, nnx.Cache), rows), started=jnp.ones((rows,), bool))
-    if not joint:
-      return att, new
-    # Move each prefix to the token the search chose for it (the first call's token is BOS: no move).
-    cs = state['ctc']
-    cs = ctc.advance(cs, cs['cand'], cs['cand_psi'], cs['cand_r'], tokens, where=state['started'])
-    if pre_beam is None:
-      cand = jnp.broadcast_to(jnp.arange(V, dtype=jnp.int32), (rows, V))
-    else:
-      cand = jax.lax.top_k(jnp.where(jnp.arange(V) == cfg.pad_id, decoding.NEG_INF, att), pre_beam)[1]
-      cand = cand.astype(jnp.int32)
-    psi, r = ctc.prefix_scores(cs, cand, blank_id=cfg.blank_id, eos_id=cfg.eos_id)
-    ctc_delta = jnp.where(not_ctc[cand], ctc.LOG_ZERO, psi - cs['psi'][:, None])
-    cand_scores = (1.0 - ctc_weight) * jnp.take_along_axis(att, cand, axis=1) + ctc_weight * ctc_delta
-    scores = jnp.full((rows, V), decoding.NEG_INF).at[jnp.arange(rows)[:, None], cand].set(cand_scores)
-    new['ctc'] = dict(cs, cand=cand, cand_psi=psi, cand_r=r)
-    return scores, new
-
-  common = dict(max_length=max_length, bos_id=cfg.bos_id, eos_id=cfg.eos_id)
-  if method == 'attention_greedy':
-    return decoding.greedy(step_fn, state, batch_size=B, **common)[0]
-  return decoding.beam_search(step_fn, decoding.tile_beams(state, W), batch_size=B, beam_size=W, alpha=alpha,
-                              **common)[0]
+  return decoding.search(model, _search_init, _search_step, memory, frame_lengths, ctc_logp if joint else None,
+                         ctc_weight, beam_size=1 if method == 'attention_greedy' else beam_size,
+                         max_length=max_length, alpha=alpha, bos_id=cfg.bos_id, eos_id=cfg.eos_id,
+                         excluded=(cfg.pad_id, cfg.blank_id), options={'pre_beam': pre_beam if joint else None})
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'method', 'beam_size', 'max_length', 'alpha', 'pre_beam',
@@ -617,9 +594,8 @@ def _decode(graphdef, state, audio, audio_lengths, *, method, beam_size, max_len
     F = tokens.shape[1]
     tokens = tokens[:, :max_length] if max_length <= F else jnp.pad(tokens, ((0, 0), (0, max_length - F)))
   else:
-    tokens = _search(nnx.merge(graphdef, state), memory, frame_lengths, ctc_logp, method=method,
-                     beam_size=beam_size, max_length=max_length, ctc_weight=ctc_weight, alpha=alpha,
-                     pre_beam=pre_beam)
+    tokens = _search(model, memory, frame_lengths, ctc_logp, method=method, beam_size=beam_size,
+                     max_length=max_length, ctc_weight=ctc_weight, alpha=alpha, pre_beam=pre_beam)
   if not alignments:
     return tokens, None
   targets_in = jnp.concatenate([jnp.full((tokens.shape[0], 1), cfg.bos_id, tokens.dtype), tokens[:, :-1]], 1)

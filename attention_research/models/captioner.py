@@ -311,19 +311,29 @@ class Captioner(nnx.Module):
 
   def step_fn(self):
     """A pure decoding.StepFn over this model's current parameters: (tokens [R], state) -> (log_probs, state)."""
-    return functools.partial(_step, *nnx.split(self))
+    return decoding.bind(self, Captioner.search_step)
+
+  def search_step(self, tokens_R, state):
+    """One decoding step for greedy and beam search: (tokens [R], state) -> (log-probs [R, V], state)."""
+    regions = state['regions']
+    if self.cfg.decoder == 'lstm':
+      y_emb = self.embed(tokens_R)
+      lstm_state, h, z, _ = self._lstm_step({'h': state['h'], 'c': state['c']}, y_emb, regions)
+      logits = self._lstm_logits(y_emb, h, z)
+      return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), dict(lstm_state, regions=regions)
+    rows = jnp.arange(tokens_R.shape[0])
+    prefix = state['tokens'].at[rows, state['pos']].set(tokens_R)
+    # Causal attention: positions after pos see nothing of the prefix's future, so the zeros there are harmless.
+    logits, _ = self._transformer_decode(regions, prefix, deterministic=True, with_alphas=False)
+    logits = logits[rows, state['pos']]
+    return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), {'regions': regions, 'tokens': prefix,
+                                                                     'pos': state['pos'] + 1}
 
   def _search(self, image, *, max_length, beam_size, alpha):
     cfg = self.cfg
-    state = self.init_search_state(image, max_length=max_length)
-    B = image.shape[0]
-    kw = dict(batch_size=B, max_length=max_length, bos_id=cfg.bos_id, eos_id=cfg.eos_id)
-    if beam_size == 1:
-      tokens = decoding.greedy(self.step_fn(), state, **kw)[0]
-    else:
-      tokens = decoding.beam_search(self.step_fn(), decoding.tile_beams(state, beam_size), beam_size=beam_size,
-                                    alpha=alpha, **kw)[0]
-    # Beam search returns no state, so the alignments come from replaying the chosen tokens: the same
+    tokens = decoding.search(self, Captioner.init_search_state, Captioner.search_step, image, beam_size=beam_size,
+                             max_length=max_length, alpha=alpha, bos_id=cfg.bos_id, eos_id=cfg.eos_id)
+    # The search returns no state, so the alignments come from replaying the chosen tokens: the same
     # numbers the search saw, since decoding is deterministic.
     return tokens, self.alignments(image, tokens)
 
@@ -339,20 +349,3 @@ class Captioner(nnx.Module):
 def _generate(graphdef, params, image, **kwargs):
   return nnx.merge(graphdef, params)._search(image, **kwargs)  # pylint: disable=protected-access
 
-
-def _step(graphdef, params, tokens_R, state):
-  """One decoding step for greedy and beam search: (tokens [R], state) -> (log-probs [R, V], state)."""
-  model = nnx.merge(graphdef, params)
-  regions = state['regions']
-  if model.cfg.decoder == 'lstm':
-    y_emb = model.embed(tokens_R)
-    lstm_state, h, z, _ = model._lstm_step({'h': state['h'], 'c': state['c']}, y_emb, regions)  # pylint: disable=protected-access
-    logits = model._lstm_logits(y_emb, h, z)  # pylint: disable=protected-access
-    return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), dict(lstm_state, regions=regions)
-  rows = jnp.arange(tokens_R.shape[0])
-  prefix = state['tokens'].at[rows, state['pos']].set(tokens_R)
-  # Causal attention: positions after pos see nothing of the prefix's future, so the zeros there are harmless.
-  logits, _ = model._transformer_decode(regions, prefix, deterministic=True, with_alphas=False)  # pylint: disable=protected-access
-  logits = logits[rows, state['pos']]
-  return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), {'regions': regions, 'tokens': prefix,
-                                                                   'pos': state['pos'] + 1}

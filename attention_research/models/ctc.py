@@ -68,7 +68,9 @@ def prefix_scores(state, candidates, *, blank_id: int = 0, eos_id: int | None = 
 
   Returns (psi [R, K], r [R, F, 2, K]): the log prefix scores (for c == eos_id, the log probability that the
   labels are exactly g) and the forward variables of each extension, for `advance`. Candidates equal to
-  blank_id score LOG_ZERO.
+  blank_id are impossible extensions: psi and every forward variable are LOG_ZERO, so that every extension of
+  them is impossible too (finite forward variables under a LOG_ZERO psi would make the next step's
+  psi(g + c) - psi(g) about -LOG_ZERO).
   """
   x = state['log_probs']
   R, F, _ = x.shape
@@ -103,18 +105,73 @@ def prefix_scores(state, candidates, *, blank_id: int = 0, eos_id: int | None = 
     last_r = jnp.take_along_axis(state['r'], end[:, None, None], axis=1)[:, 0]  # [R, 2]
     full = jnp.where(lengths > 0, jax.nn.logsumexp(last_r, axis=-1), LOG_ZERO)
     psi = jnp.where(candidates == eos_id, full[:, None], psi)
-  psi = jnp.where(candidates == blank_id, LOG_ZERO, psi)
-  return jnp.maximum(psi, LOG_ZERO), r
+  return impossible(candidates == blank_id, jnp.maximum(psi, LOG_ZERO), r)
+
+
+def impossible(where, psi, r):
+  """psi [R, K] and r [R, F, 2, K] with the extensions where `where` [R, K] is True made impossible."""
+  return jnp.where(where, LOG_ZERO, psi), jnp.where(where[:, None, None, :], LOG_ZERO, r)
 
 
 def advance(state, candidates, psi, r, tokens, *, where=None):
   """Moves each row's prefix to g + tokens [R], one of its candidates [R, K] scored as (psi [R, K],
-  r [R, F, 2, K]) by prefix_scores. Rows where `where` [R] is False keep their prefix."""
-  idx = jnp.argmax(candidates == tokens[:, None], axis=1)
+  r [R, F, 2, K]) by prefix_scores. Rows where `where` [R] is False keep their prefix. A token that is not
+  among its row's candidates was never scored: its prefix becomes impossible (LOG_ZERO), as do all its
+  extensions."""
+  match = candidates == tokens[:, None]
+  idx = jnp.argmax(match, axis=1)
+  scored = jnp.any(match, axis=1)
   new = dict(state,
-             r=jnp.take_along_axis(r, idx[:, None, None, None], axis=3)[..., 0],
-             psi=jnp.take_along_axis(psi, idx[:, None], axis=1)[:, 0],
+             r=jnp.where(scored[:, None, None], jnp.take_along_axis(r, idx[:, None, None, None], axis=3)[..., 0],
+                         LOG_ZERO),
+             psi=jnp.where(scored, jnp.take_along_axis(psi, idx[:, None], axis=1)[:, 0], LOG_ZERO),
              last=jnp.asarray(tokens, jnp.int32))
   if where is None:
     return new
   return jax.tree.map(lambda n, o: jnp.where(where.reshape(where.shape + (1,) * (n.ndim - 1)), n, o), new, state)
+
+
+# ------------------------------------------------------------------------- joint CTC/attention decoding
+# The score of a token left out of the pre-beam: below every scored candidate (at worst about
+# ctc_weight * LOG_ZERO), so that an unscored token never displaces a scored one, however unlikely.
+UNSCORED = 2.0 * LOG_ZERO
+
+
+def joint_init(log_probs, lengths, weight, *, candidates: int, blank_id: int = 0):
+  """The state of `joint_scores` for the empty prefix: init_state plus the CTC weight [R] (a row leaf, so
+  the search can tile it) and room for the `candidates` (K) tokens each step scores."""
+  state = init_state(log_probs, lengths, blank_id=blank_id)
+  R, F, _ = state['log_probs'].shape
+  K = candidates
+  # cand / cand_psi / cand_r: each row's scored candidates, kept until the search says which it chose.
+  return dict(state, weight=jnp.broadcast_to(jnp.asarray(weight, jnp.float32), (R,)),
+              cand=jnp.zeros((R, K), jnp.int32), cand_psi=jnp.zeros((R, K)), cand_r=jnp.zeros((R, F, 2, K)),
+              started=jnp.zeros((R,), bool))
+
+
+def joint_scores(state, att_logp, tokens, *, not_ctc, blank_id: int = 0, eos_id: int, pad_id: int = 0):
+  """One step of joint CTC/attention decoding (Watanabe et al. 2017, eq. 44): a step function's scores.
+
+  state: joint_init's; att_logp [R, V]: the attention decoder's log-probabilities after each row's prefix;
+  tokens [R]: the tokens the search just chose (the prefixes move to them; the first call's tokens are the
+  start token and move nothing). Scores (1 - w) log p_att(c) + w (psi(g + c) - psi(g)) for the K candidates
+  (every token, or the K best of the attention decoder: ESPnet's pre-beam); the rest score UNSCORED.
+  not_ctc [V] bool: tokens CTC never emits (padding, BOS, the blank): impossible extensions, kept impossible.
+  Returns (scores [R, V], state).
+  """
+  cs = advance(state, state['cand'], state['cand_psi'], state['cand_r'], tokens, where=state['started'])
+  R, V = att_logp.shape
+  K = state['cand'].shape[1]
+  if K == V:
+    cand = jnp.broadcast_to(jnp.arange(V, dtype=jnp.int32), (R, V))
+  else:
+    ids = jnp.arange(V)
+    cand = jax.lax.top_k(jnp.where((ids == pad_id) | (ids == blank_id), UNSCORED, att_logp), K)[1]
+    cand = cand.astype(jnp.int32)
+  psi, r = prefix_scores(cs, cand, blank_id=blank_id, eos_id=eos_id)
+  psi, r = impossible(not_ctc[cand], psi, r)
+  ctc_delta = jnp.where(not_ctc[cand], LOG_ZERO, psi - cs['psi'][:, None])
+  w = cs['weight'][:, None]
+  cand_scores = (1.0 - w) * jnp.take_along_axis(att_logp, cand, axis=1) + w * ctc_delta
+  scores = jnp.full((R, V), UNSCORED).at[jnp.arange(R)[:, None], cand].set(cand_scores)
+  return scores, dict(cs, cand=cand, cand_psi=psi, cand_r=r, started=jnp.ones((R,), bool))

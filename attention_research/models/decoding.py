@@ -4,14 +4,20 @@ A step function maps (tokens [R], state) -> (log_probs [R, V], state), where R i
 decoded (batch, or batch * beam) and state is any pytree whose leaves have R as their leading dimension
 (a key/value cache, an RNN state, tiled encoder outputs). Sequences are [B, L] with EOS then 0-padding;
 token 0 is padding and is never emitted.
+
+`search` is the driver every model's generate calls: it splits the model, compiles the search once per static
+configuration, and runs greedy or beam search over a step method of the model (see its docstring).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import functools
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import nnx
 
 NEG_INF = -1.0e9
 StepFn = Callable[[jax.Array, Any], tuple[jax.Array, Any]]
@@ -27,17 +33,26 @@ def tile_beams(tree, beam_size: int):
   return jax.tree.map(lambda x: jnp.repeat(x, beam_size, axis=0), tree)
 
 
-def _no_padding(logp):
-  return logp.at[:, 0].set(NEG_INF)
+def _emittable(logp, excluded: Sequence[int]):
+  """The columns of logp [..., V] that may be emitted, and their token ids: excluded tokens (padding, a CTC
+  blank) are left out of the candidates altogether, so no score, however low, lets them into a hypothesis."""
+  V = logp.shape[-1]
+  ids = np.asarray([t for t in range(V) if t not in set(excluded) | {0}], np.int32)
+  if len(ids) == V - 1 and ids[0] == 1:
+    return logp[..., 1:], ids  # the usual case, token 0 alone: a slice
+  return jnp.take(logp, ids, axis=-1), ids
 
 
-def greedy(step_fn: StepFn, state, *, batch_size: int, max_length: int, bos_id: int, eos_id: int):
-  """Argmax decoding. Returns (tokens [B, max_length], log-probability [B], final state)."""
+def greedy(step_fn: StepFn, state, *, batch_size: int, max_length: int, bos_id: int, eos_id: int,
+           excluded: Sequence[int] = (0,)):
+  """Argmax decoding. Returns (tokens [B, max_length], log-probability [B], final state).
+
+  Token 0 and the tokens in `excluded` are never emitted."""
   def body(i, carry):
     seq, last, score, done, state = carry
     logp, state = step_fn(last, state)
-    logp = _no_padding(logp)
-    tok = jnp.argmax(logp, axis=-1).astype(jnp.int32)
+    logp, ids = _emittable(logp, excluded)
+    tok = jnp.asarray(ids)[jnp.argmax(logp, axis=-1)]
     score = score + jnp.where(done, 0.0, jnp.take_along_axis(logp, tok[:, None], -1)[:, 0])
     tok = jnp.where(done, 0, tok)
     seq = seq.at[:, i].set(tok)
@@ -59,23 +74,23 @@ def _gather_beams(tree, beam_idx, batch_size: int, beam_size: int):
 
 
 def beam_search(step_fn: StepFn, state, *, batch_size: int, beam_size: int, max_length: int, bos_id: int,
-                eos_id: int, alpha: float = 0.6):
+                eos_id: int, alpha: float = 0.6, excluded: Sequence[int] = (0,)):
   """Beam search with GNMT length penalty. `state` must already be tiled to [B * beam, ...] (see tile_beams).
 
   Returns (best tokens [B, max_length], best scores [B], all beams [B, beam, max_length], their scores [B, beam]),
   beams sorted best first. A sequence ends at EOS; live hypotheses are returned only for rows where none
-  finished within max_length.
+  finished within max_length. Token 0 and the tokens in `excluded` never enter a hypothesis, live or finished.
   """
   B, W, L = batch_size, beam_size, max_length
 
   def body(i, carry):
     alive_seq, alive_logp, fin_seq, fin_score, last, state = carry
     logp, state = step_fn(last, state)
-    logp = _no_padding(logp)
-    V = logp.shape[-1]
+    logp, ids = _emittable(logp, excluded)
+    V = logp.shape[-1]  # emittable tokens only
     cand = alive_logp[:, :, None] + logp.reshape(B, W, V).astype(jnp.float32)
     top_logp, top_idx = jax.lax.top_k(cand.reshape(B, W * V), 2 * W)
-    beam_idx, tok = top_idx // V, (top_idx % V).astype(jnp.int32)
+    beam_idx, tok = top_idx // V, jnp.asarray(ids)[top_idx % V]
     seq = jnp.take_along_axis(alive_seq, beam_idx[:, :, None], axis=1).at[:, :, i].set(tok)
     is_eos = tok == eos_id
     # Finished pool: the best W among the old finished and the candidates that just emitted EOS within the
@@ -101,3 +116,76 @@ def beam_search(step_fn: StepFn, state, *, batch_size: int, beam_size: int, max_
   seqs = jnp.where(any_finished[:, None, None], fin_seq, alive_seq)
   scores = jnp.where(any_finished[:, None], fin_score, alive_logp / length_penalty(L, alpha))
   return seqs[:, 0], scores[:, 0], seqs, scores
+
+
+# ------------------------------------------------------------------------------------------------- driver
+InitFn = Callable[..., Any]  # (model, *args, max_length, **options) -> state with [B, ...] leaves
+ModelStepFn = Callable[[Any, jax.Array, Any], tuple[jax.Array, Any]]  # (model, tokens [R], state) -> (logp, state)
+
+
+def _check_positive(name, value):
+  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    raise ValueError(f'{name} must be a positive int; got {value!r}.')
+
+
+def search(model: nnx.Module, init: InitFn, step: ModelStepFn, *args, beam_size: int, max_length: int,
+           bos_id: int, eos_id: int, alpha: float = 0.6, excluded: Sequence[int] = (0,),
+           options: Mapping[str, Hashable] | None = None, return_state: bool = False):
+  """Greedy (beam_size == 1) or beam search over a step method of `model`, compiled once per configuration.
+
+  init(model, *args, max_length=max_length, **options) -> state: runs first, inside the compiled search, on a copy of the
+    model. It encodes the inputs, may allocate the model's `nnx.Cache` variables for B rows (init_cache) and
+    feed a prompt, and returns the search state: a pytree of [B, ...] leaves.
+  step(model, tokens [R], state) -> (log_probs [R, V], state): one decoding step. `model` holds the rows of
+    every nnx.Cache variable (gathered and tiled with the state: its scalars, such as a cache index, are kept
+    per row and shared again when merged); everything else of the model is as it was after init.
+  init and step are static: module-level functions or unbound methods (hashable), so repeated calls reuse
+  the compiled search. args: arrays (or pytrees of arrays, None included) for init; options: static
+  (hashable) keyword arguments of init, one compilation each.
+
+  Token 0 and `excluded` tokens are never emitted. Returns tokens [B, max_length] (EOS then 0-padding), and
+  with return_state (greedy only) also the final state.
+  """
+  _check_positive('beam_size', beam_size)
+  _check_positive('max_length', max_length)
+  if return_state and beam_size != 1:
+    raise ValueError(f'return_state needs greedy search (beam_size=1); got beam_size={beam_size}: beam search '
+                     f'keeps no single final state.')
+  graphdef, params = nnx.split(model)
+  return _search(graphdef, params, args, init=init, step=step, beam_size=beam_size, max_length=max_length,
+                 bos_id=bos_id, eos_id=eos_id, alpha=float(alpha), excluded=tuple(excluded),
+                 options=tuple(sorted((options or {}).items())), return_state=return_state)
+
+
+@functools.partial(jax.jit, static_argnames=('graphdef', 'init', 'step', 'beam_size', 'max_length', 'bos_id',
+                                             'eos_id', 'alpha', 'excluded', 'options', 'return_state'))
+def _search(graphdef, params, args, *, init, step, beam_size, max_length, bos_id, eos_id, alpha, excluded, options,
+            return_state):
+  model = nnx.merge(graphdef, params)
+  state = init(model, *args, max_length=max_length, **dict(options))
+  B = jax.tree.leaves(state)[0].shape[0]
+  graphdef, cache, rest = nnx.split(model, nnx.Cache, ...)
+  # Scalar cache leaves (a cache index) become [R] rows so beams can gather them; every row holds the same.
+  leaves, treedef = jax.tree.flatten(cache)
+  scalar = [x.ndim == 0 for x in leaves]
+  to_rows = lambda leaves, rows: [jnp.broadcast_to(x, (rows,)) if s else x for x, s in zip(leaves, scalar)]
+  from_rows = lambda leaves: jax.tree.unflatten(treedef, [x[0] if s else x for x, s in zip(leaves, scalar)])
+
+  def step_fn(tokens, carry):
+    model = nnx.merge(graphdef, from_rows(carry['cache']), rest)
+    logp, state = step(model, tokens, carry['state'])
+    return logp, {'cache': to_rows(jax.tree.leaves(nnx.state(model, nnx.Cache)), tokens.shape[0]), 'state': state}
+
+  carry = {'cache': to_rows(leaves, B), 'state': state}
+  common = dict(batch_size=B, max_length=max_length, bos_id=bos_id, eos_id=eos_id, excluded=excluded)
+  if beam_size == 1:
+    tokens, _, carry = greedy(step_fn, carry, **common)
+    return (tokens, carry['state']) if return_state else tokens
+  return beam_search(step_fn, tile_beams(carry, beam_size), beam_size=beam_size, alpha=alpha, **common)[0]
+
+
+def bind(model: nnx.Module, step: ModelStepFn) -> StepFn:
+  """A pure StepFn (tokens, state) -> (log_probs, state) over the model's current variables, for a step method
+  of a model without caches (to call greedy or beam_search directly)."""
+  graphdef, params = nnx.split(model)
+  return lambda tokens, state: step(nnx.merge(graphdef, params), tokens, state)

@@ -246,36 +246,34 @@ class RNNSeq2Seq(nnx.Module):
 
   def step_fn(self):
     """A pure decoding.StepFn over this model's current parameters: (tokens [R], state) -> (log_probs, state)."""
-    graphdef, params = nnx.split(self)
+    return decoding.bind(self, RNNSeq2Seq.search_step)
 
-    def step(tokens_R, state):
-      model = nnx.merge(graphdef, params)
-      dec_state = {'carry': state['carry'], 'feed': state['feed']}
-      dec_state, features, w_RS = model._step(dec_state, model.tgt_embed(tokens_R), state['memory'])  # pylint: disable=protected-access
-      log_probs = jax.nn.log_softmax(model._logits(features).astype(jnp.float32), axis=-1)  # pylint: disable=protected-access
-      state = dict(state, **dec_state, pos=state['pos'] + 1)
-      if 'weights' in state:
-        state['weights'] = state['weights'].at[jnp.arange(tokens_R.shape[0]), state['pos'] - 1].set(w_RS)
-      return log_probs, state
-    return step
+  def search_step(self, tokens_R, state):
+    """One decoding step for greedy and beam search: (tokens [R], state) -> (log-probs [R, V], state)."""
+    dec_state = {'carry': state['carry'], 'feed': state['feed']}
+    dec_state, features, w_RS = self._step(dec_state, self.tgt_embed(tokens_R), state['memory'])
+    log_probs = jax.nn.log_softmax(self._logits(features).astype(jnp.float32), axis=-1)
+    state = dict(state, **dec_state, pos=state['pos'] + 1)
+    if 'weights' in state:
+      state['weights'] = state['weights'].at[jnp.arange(tokens_R.shape[0]), state['pos'] - 1].set(w_RS)
+    return log_probs, state
+
+  def _search_init(self, inputs, *, max_length, weights: bool):
+    return self.init_search_state(inputs, max_length=max_length if weights else None)
 
   def _search(self, inputs, *, max_length, beam_size, alpha, alignments):
     """(tokens [B, L], their alignments [B, L, S] when asked for, else None)."""
     cfg = self.cfg
-    B = inputs.shape[0]
-    kw = dict(batch_size=B, max_length=max_length, bos_id=cfg.bos_id, eos_id=cfg.eos_id)
-    if beam_size == 1:
-      state = self.init_search_state(inputs, max_length=max_length if alignments else None)
-      tokens, _, state = decoding.greedy(self.step_fn(), state, **kw)
-      weights = state.get('weights')
-    else:
-      # Beam search returns no state, so its alignments are recomputed by replaying the chosen tokens (the
-      # same numbers the search saw, since decoding is deterministic).
-      state = decoding.tile_beams(self.init_search_state(inputs), beam_size)
-      tokens = decoding.beam_search(self.step_fn(), state, beam_size=beam_size, alpha=alpha, **kw)[0]
-      weights = self.alignments(inputs, tokens) if alignments else None
+    # Greedy search collects the weights as it goes; beam search reorders its rows every step, so its
+    # alignments are recomputed by replaying the chosen tokens (the same numbers the search saw, since
+    # decoding is deterministic).
+    greedy_weights = alignments and beam_size == 1
+    out = decoding.search(self, RNNSeq2Seq._search_init, RNNSeq2Seq.search_step, inputs, beam_size=beam_size,
+                          max_length=max_length, alpha=alpha, bos_id=cfg.bos_id, eos_id=cfg.eos_id,
+                          options={'weights': greedy_weights}, return_state=greedy_weights)
     if not alignments:
-      return tokens, None
+      return out, None
+    tokens, weights = (out[0], out[1]['weights']) if greedy_weights else (out, self.alignments(inputs, tokens=out))
     return tokens, jnp.where((tokens != cfg.pad_id)[..., None], weights, 0.0)
 
   def alignments(self, inputs, tokens):
@@ -284,7 +282,6 @@ class RNNSeq2Seq(nnx.Module):
     targets_in = jnp.concatenate([jnp.full_like(tokens[:, :1], self.cfg.bos_id), tokens[:, :-1]], axis=1)
     weights = capture_attention(lambda m: m(inputs, targets_in, deterministic=True), self)[1]['attention']
     return jnp.where((tokens != self.cfg.pad_id)[..., None], weights, 0.0)
-
 
 
 @functools.partial(jax.jit, static_argnames=('graphdef', 'max_length', 'beam_size', 'alpha', 'alignments'))

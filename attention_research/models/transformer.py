@@ -14,7 +14,6 @@ C classes, R decoding rows (B * beam).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Any, Mapping
 
@@ -314,62 +313,6 @@ class Encoder(nnx.Module):
 
 
 # ----------------------------------------------------------------------------------------------- decoding
-def _rows(cache, rows: int):
-  """The cache as a beam-search state: the scalar cache index is broadcast to [R] so beams can gather it."""
-  return jax.tree.map(lambda x: jnp.broadcast_to(x, (rows,)) if x.ndim == 0 else x, cache)
-
-
-def _unrows(cache):
-  # Only the cache index is 1-D (keys and values are [R, L, K, H]); every row shares it.
-  return jax.tree.map(lambda x: x[0] if x.ndim == 1 else x, cache)
-
-
-@functools.partial(jax.jit, static_argnames=('graphdef', 'beam_size', 'max_length', 'alpha', 'bos_id',
-                                             'eos_id'))
-def _search(graphdef, cache, rest, prefill, first, kwargs, *, beam_size: int, max_length: int, alpha: float,
-            bos_id: int, eos_id: int):
-  """Greedy (beam_size == 1) or beam search over model.decode_step with the cache in the search state.
-
-  prefill [B, P] tokens are fed first (a prompt); `first` [B] replaces the search's first input token (the
-  prompt's last token; bos_id without a prompt). kwargs: extra [B, ...] arguments of decode_step (memory).
-  """
-  B = first.shape[0]
-
-  def call(cache, tokens, kwargs):
-    model = nnx.merge(graphdef, _unrows(cache), rest)
-    logits = model.decode_step(tokens, **kwargs)
-    return logits, _rows(nnx.state(model, nnx.Cache), tokens.shape[0])
-
-  def feed(cache, tokens):
-    return call(cache, tokens, kwargs)[1], None
-
-  cache = _rows(cache, B)
-  cache, _ = jax.lax.scan(feed, cache, prefill.T)
-  state = {'cache': cache, 'first': first, 'started': jnp.zeros((B,), bool), 'kwargs': kwargs}
-
-  def step_fn(tokens, state):
-    tokens = jnp.where(state['started'], tokens, state['first'])
-    logits, cache = call(state['cache'], tokens, state['kwargs'])
-    state = dict(state, cache=cache, started=jnp.ones_like(state['started']))
-    return jax.nn.log_softmax(logits.astype(jnp.float32), -1), state
-
-  common = dict(batch_size=B, max_length=max_length, bos_id=bos_id, eos_id=eos_id)
-  if beam_size == 1:
-    return decoding.greedy(step_fn, state, **common)[0]
-  return decoding.beam_search(step_fn, decoding.tile_beams(state, beam_size), beam_size=beam_size,
-                              alpha=alpha, **common)[0]
-
-
-def _generate(model, batch_size: int, cache_length: int, prefill, first, kwargs, *, max_length: int,
-              beam_size: int, alpha: float):
-  _positive('beam_size', beam_size)
-  _positive('max_length', max_length)
-  model.init_cache(batch_size, cache_length)
-  graphdef, cache, rest = nnx.split(model, nnx.Cache, ...)
-  return _search(graphdef, cache, rest, prefill, first, kwargs, beam_size=beam_size, max_length=max_length,
-                 alpha=float(alpha), bos_id=model.cfg.bos_id, eos_id=model.cfg.eos_id)
-
-
 def _check_generation_length(cfg: TransformerConfig, length: int):
   if cfg.positional in ('learned', 'sinusoidal') and length > cfg.max_length:
     raise ValueError(f'generating {length} positions exceeds max_length={cfg.max_length}.')
@@ -393,6 +336,36 @@ class _TokenDecoder(nnx.Module):
   def init_cache(self, batch_size: int, max_length: int):
     """Allocates the decoder's key/value caches for incremental decoding of max_length positions."""
     self.decoder.init_cache(batch_size, max_length)
+
+  def _search_init(self, prefill, first, kwargs, *, max_length: int):
+    """decoding.search's init: caches for the prompt prefill [B, P] and max_length new tokens, filled with
+    the prompt; `first` [B] replaces the search's first input (the prompt's last token, or BOS).
+    kwargs: decode_step's [B, ...] arguments (memory)."""
+    B = first.shape[0]
+    self.init_cache(B, prefill.shape[1] + max_length)
+    graphdef, cache, rest = nnx.split(self, nnx.Cache, ...)
+
+    def feed(cache, tokens):
+      model = nnx.merge(graphdef, cache, rest)
+      model.decode_step(tokens, **kwargs)
+      return nnx.state(model, nnx.Cache), None
+
+    cache, _ = jax.lax.scan(feed, cache, prefill.T)
+    nnx.update(self, cache)
+    return {'first': first, 'started': jnp.zeros((B,), bool), 'kwargs': kwargs}
+
+  def _search_step(self, tokens, state):
+    """decoding.search's step: one cached decode_step, log-probabilities [R, V]."""
+    tokens = jnp.where(state['started'], tokens, state['first'])
+    logits = self.decode_step(tokens, **state['kwargs'])
+    state = dict(state, started=jnp.ones_like(state['started']))
+    return jax.nn.log_softmax(logits.astype(jnp.float32), -1), state
+
+  def _generate(self, prefill, first, kwargs, *, max_length: int, beam_size: int, alpha: float):
+    cfg = self.cfg
+    return decoding.search(self, _TokenDecoder._search_init, _TokenDecoder._search_step, prefill, first, kwargs,
+                           beam_size=beam_size, max_length=max_length, alpha=alpha, bos_id=cfg.bos_id,
+                           eos_id=cfg.eos_id)
 
 
 class EncoderDecoder(_TokenDecoder):
@@ -447,9 +420,9 @@ class EncoderDecoder(_TokenDecoder):
     _check_generation_length(self.cfg, max_length)
     memory, memory_mask = self.encode(inputs)
     B = inputs.shape[0]
-    return _generate(self, B, max_length, jnp.zeros((B, 0), jnp.int32), jnp.full((B,), self.cfg.bos_id, jnp.int32),
-                     {'memory': memory, 'memory_mask': memory_mask}, max_length=max_length,
-                     beam_size=beam_size, alpha=alpha)
+    return self._generate(jnp.zeros((B, 0), jnp.int32), jnp.full((B,), self.cfg.bos_id, jnp.int32),
+                          {'memory': memory, 'memory_mask': memory_mask}, max_length=max_length,
+                          beam_size=beam_size, alpha=alpha)
 
 
 class DecoderLM(_TokenDecoder):
@@ -487,6 +460,6 @@ class DecoderLM(_TokenDecoder):
     _positive('max_new_tokens', max_new_tokens)
     length = P - 1 + max_new_tokens
     _check_generation_length(self.cfg, length)
-    new = _generate(self, B, length, prompt[:, :-1], prompt[:, -1], {}, max_length=max_new_tokens,
-                    beam_size=beam_size, alpha=alpha)
+    new = self._generate(prompt[:, :-1], prompt[:, -1], {}, max_length=max_new_tokens, beam_size=beam_size,
+                         alpha=alpha)
     return jnp.concatenate([prompt, new], axis=1)

@@ -200,6 +200,20 @@ def test_joint_without_ctc_equals_attention_beam(untrained):
   np.testing.assert_array_equal(beam, joint)
 
 
+def test_no_search_lets_the_blank_into_a_hypothesis():
+  # With a CTC weight above 0.1 and a beam of at least V - 1, the blank once took a live beam slot and the next
+  # step's psi(g + c) - psi(g) added about ctc_weight * 1e10: the transcript became [blank, EOS].
+  model = asr.ASR(dataclasses.replace(CFG, vocab_size=6), rngs=nnx.Rngs(2))
+  audio, lengths = tones()
+  runs = [('attention_greedy', 1, 0.0)] + [('attention_beam', W, 0.0) for W in (3, 6)]
+  runs += [('joint', W, w) for W in (1, 3, 5, 6) for w in (0.0, 0.3, 1.0)]
+  for method, W, w in runs:
+    tokens = np.asarray(model.decode(audio, lengths, method=method, beam_size=W, ctc_weight=w, max_length=4))
+    for row in tokens.tolist():
+      end = row.index(CFG.eos_id) if CFG.eos_id in row else len(row)
+      assert 0 not in row[:end] and all(t == 0 for t in row[end + 1:]), (method, W, w, tokens)
+
+
 # ---------------------------------------------------------------------------------------------- padding
 @pytest.mark.parametrize('encoder', ['conformer', 'transformer'])
 def test_padding_does_not_change_real_frames(encoder):
