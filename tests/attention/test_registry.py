@@ -13,7 +13,7 @@ CAUSAL = [n for n in NAMES if attention.get(n).causal]
 
 
 def call(name, q, k, v, **kw):
-  return attention.get(name).fn(q, k, v, **variant_kwargs(name, H=q.shape[-1], S=k.shape[-3] if k.ndim >= 3 else k.shape[0]), **kw)
+  return attention.get(name)(q, k, v, **variant_kwargs(name, q, k, v), **kw)
 
 
 def test_unknown_variant_lists_known_ones():

@@ -14,7 +14,7 @@ def x_input(seed=0, length=T):
 
 
 def layer_for(variant, **kw):
-  opts = {'local': {'window': (2, 0)}, 'block_sparse': {'block_size': 2}}.get(variant, {})
+  opts = attention.get(variant).example_options  # layer options among them are routed by the layer
   return layers.MultiHeadAttention(4, D, variant=variant, variant_options=opts, max_length=16, rngs=nnx.Rngs(0),
                                    **kw)
 
