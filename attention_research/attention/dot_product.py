@@ -5,8 +5,6 @@ The reference itself and the dense helpers live in `_dense`; this module only di
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from attention_research.attention import _checks
 from attention_research.attention._dense import reference
 from attention_research.attention.flash import flash

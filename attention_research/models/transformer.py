@@ -59,7 +59,8 @@ class TransformerConfig:
 
   attention / attention_options: self-attention variant and its options (both the encoder's and the
     decoder's self-attention). Options named in LAYER_OPTIONS (rope_base) or in the variant's
-    layer_options (rank, hidden, num_features, ...) go to the layer; the rest (window, normalizer, block_size, ...) to the variant function.
+    layer_options (rank, hidden, num_features, ...) go to the layer; the rest (window, normalizer,
+    block_size, ...) to the variant function.
   cross_attention / cross_attention_options: the decoder's cross-attention; default: the self-attention's
     (dot_product when that is local, which has no cross-attention form).
   num_kv_heads: key/value heads; < num_heads is grouped-query, 1 is multi-query (default num_heads).
