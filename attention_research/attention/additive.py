@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from attention_research.attention import _checks
-from attention_research.attention.dot_product import attend
+from attention_research.attention._dense import attend
 
 
 def init_params(key, q_size: int, k_size: int, hidden: int, dtype=jnp.float32):
@@ -16,6 +16,19 @@ def init_params(key, q_size: int, k_size: int, hidden: int, dtype=jnp.float32):
       'w_k': jax.random.normal(kk, (k_size, hidden), dtype) / jnp.sqrt(k_size).astype(dtype),
       'v': jax.random.normal(kv, (hidden,), dtype) / jnp.sqrt(hidden).astype(dtype),
   }
+
+
+# Hooks for layers (see registry): one score network shared by all heads, on head-sized queries and keys.
+LAYER_OPTIONS = ('hidden',)  # A, default the head size
+EXAMPLE_OPTIONS = {'hidden': 8}
+
+
+def init_layer_params(key, *, head_dim: int, dtype, hidden: int | None = None, **_):
+  return init_params(key, head_dim, head_dim, hidden or head_dim, dtype)
+
+
+def call_kwargs(params, **_):
+  return {'params': dict(params)}
 
 
 def _check_params(params, d: _checks.Dims, q, k):

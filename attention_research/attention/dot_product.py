@@ -1,51 +1,21 @@
-"""Scaled dot-product attention: the reference every other variant is tested against."""
+"""Scaled dot-product attention: the public entry point, choosing the reference or the blocked kernel.
+
+The reference itself and the dense helpers live in `_dense`; this module only dispatches.
+"""
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from attention_research.attention import _checks
+from attention_research.attention._dense import reference
+from attention_research.attention.flash import flash
 from attention_research.attention.normalizers import get_normalizer
+
+__all__ = ['dot_product', 'reference', 'IMPLEMENTATIONS', 'AUTO_FLASH_MIN_SCORES']
 
 IMPLEMENTATIONS = ('auto', 'reference', 'flash')
 
 # Below this many scores per head the blocked kernel's loop overhead outweighs the memory it saves.
 AUTO_FLASH_MIN_SCORES = 256 * 256
-
-
-def scores_bnts(q, k, d: _checks.Dims, scale, bias=None):
-  """Scaled float32 scores [B, N, T, S] for q [..., T, N, H], k [..., S, K, H] (grouped heads kept together)."""
-  q_btkgh = _checks.flatten_batch(q, d).reshape(d.B, d.T, d.K, d.G, d.H)
-  k_bskh = _checks.flatten_batch(k, d)
-  s = jnp.einsum('BTKGH,BSKH->BKGTS', q_btkgh, k_bskh, preferred_element_type=jnp.float32)
-  s = s.reshape(d.B, d.N, d.T, d.S) * jnp.float32(scale)
-  if bias is not None:
-    s = s + _checks.to_bnts(bias, d).astype(jnp.float32)
-  return s
-
-
-def weighted_values(w_bnts, v, d: _checks.Dims):
-  """sum_s w[b, n, t, s] v[b, s, n // G, :] -> [..., T, N, V] in v's dtype."""
-  w = w_bnts.reshape(d.B, d.K, d.G, d.T, d.S).astype(v.dtype)
-  out = jnp.einsum('BKGTS,BSKV->BTKGV', w, _checks.flatten_batch(v, d), preferred_element_type=jnp.float32)
-  return _checks.unflatten_batch(out.reshape(d.B, d.T, d.N, d.V).astype(v.dtype), d)
-
-
-def attend(s_bnts, v, d: _checks.Dims, *, mask, is_causal, normalizer, return_weights):
-  """Scores [B, N, T, S] -> normalised weights -> output; shared by every variant that materialises scores."""
-  w = get_normalizer(normalizer)(s_bnts, _checks.merged_mask(mask, is_causal, d))
-  out = weighted_values(w, v, d)
-  if return_weights:
-    return out, _checks.unflatten_batch(w, d)
-  return out
-
-
-def reference(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_weights=False,
-              normalizer='softmax'):
-  """Materialises the full [B, N, T, S] score matrix. Validated inputs are assumed; use `dot_product`."""
-  d = _checks.check_qkv(q, k, v)
-  s = scores_bnts(q, k, d, _checks.default_scale(scale, d.H), bias)
-  return attend(s, v, d, mask=mask, is_causal=is_causal, normalizer=normalizer, return_weights=return_weights)
 
 
 def dot_product(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_weights=False,
@@ -75,7 +45,6 @@ def dot_product(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, r
   wants_flash = implementation == 'flash' or (
       implementation == 'auto' and d.T * d.S >= AUTO_FLASH_MIN_SCORES)
   if wants_flash and not return_weights and normalizer == 'softmax':
-    from attention_research.attention.flash import flash  # pylint: disable=g-import-not-at-top
     return flash(q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale)
   return reference(q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale,
                    return_weights=return_weights, normalizer=normalizer)

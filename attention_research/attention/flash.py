@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from attention_research.attention import _blocked, _checks
-from attention_research.attention.dot_product import reference
+from attention_research.attention._dense import reference
 
 # cuDNN's fused attention: 16-bit inputs, head sizes up to 128 in steps of 8.
 _CUDNN_DTYPES = (jnp.float16, jnp.bfloat16)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from attention_research.attention import _checks
-from attention_research.attention.dot_product import weighted_values
+from attention_research.attention import _checks, registry
+from attention_research.attention._dense import weighted_values
 
 
 def as_flax_attention_fn(name: str = 'dot_product', **options):
@@ -15,8 +15,7 @@ def as_flax_attention_fn(name: str = 'dot_product', **options):
   `options` are the variant's own keyword arguments (window=..., num_features=..., params=...). Weight dropout
   and `sow_weights` work for every variant, through the weights it returns (reconstructed for approximate ones).
   """
-  from attention_research import attention  # pylint: disable=g-import-not-at-top  (the registry imports this module)
-  variant = attention.get(name)
+  variant = registry.get(name)
 
   def attention_fn(query, key, value, bias=None, mask=None, broadcast_dropout=True, dropout_rng=None,
                    dropout_rate=0.0, deterministic=True, dtype=None, precision=None, module=None,

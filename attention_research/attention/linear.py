@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from attention_research.attention import _checks
-from attention_research.attention.dot_product import weighted_values
+from attention_research.attention._dense import weighted_values
 
 FEATURE_MAPS = {
     'elu': lambda x: jax.nn.elu(x) + 1.0,
@@ -132,6 +132,11 @@ def _features(q, k, v, d, *, mask, scale, feature_map, variant='linear'):
   if key_mask is not None:
     fk = jnp.where(key_mask[..., None], fk, 0.0)
   return fq, fk, v
+
+
+def state_size(*, num_kv_heads: int, head_dim: int, value_dim: int, **_) -> int:
+  """Recurrent state per kv head: sum_s phi(k_s) v_s^T [H, V] and the normaliser sum_s phi(k_s) [H]."""
+  return num_kv_heads * head_dim * (value_dim + 1)
 
 
 def _check_eps(eps):

@@ -35,6 +35,31 @@ def init_params(key, length: int, rank: int, dtype=jnp.float32):
           'f': (std * jax.random.normal(kf, (length, rank), jnp.float32)).astype(dtype)}
 
 
+# Hooks for layers (see registry): E, F are [max_length, rank], cut to the key length at each call.
+LAYER_OPTIONS = ('rank',)
+DEFAULT_RANK = 64
+EXAMPLE_OPTIONS = {'rank': 4}
+
+
+def init_layer_params(key, *, max_length: int | None, dtype, rank: int = DEFAULT_RANK, **_):
+  if max_length is None:
+    raise ValueError(f'linformer needs max_length (its projections are [max_length, rank={rank}]); got None.')
+  return init_params(key, max_length, rank, dtype)
+
+
+def call_kwargs(params, *, k, **_):
+  S, max_length = k.shape[-3], params['e'].shape[0]
+  if S > max_length:
+    raise ValueError(f'linformer key length {S} (k {k.shape}) exceeds max_length={max_length}.')
+  return {'params': {'e': params['e'][:S], 'f': params['f'][:S]}}
+
+
+def state_size(*, num_kv_heads: int, head_dim: int, value_dim: int, length: int, rank: int = DEFAULT_RANK,
+               **_) -> int:
+  """The r projected keys and values (the mechanism is not causal, so it has no step-by-step decoding)."""
+  return num_kv_heads * (head_dim + value_dim) * min(rank, length)
+
+
 def _check_params(params, d: _checks.Dims):
   if not isinstance(params, dict) or not {'e', 'f'} <= set(params):
     got = sorted(params) if isinstance(params, dict) else type(params).__name__

@@ -7,25 +7,56 @@ each query block's window, so the cost is O(T * (left + right + block)) rather t
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+
 from attention_research.attention import _blocked, _checks, masks
-from attention_research.attention.dot_product import reference
+from attention_research.attention._dense import reference
 
 # Blocks a little larger than typical windows: a query block then touches about three key blocks.
 DEFAULT_BLOCK_SIZE = 256
 
 
-def check_window(window, T: int, S: int) -> tuple[int, int]:
-  """An int w means (w, w). Sides must be >= 0 and no larger than the sequence."""
+def _parse_window(window) -> tuple[int, int]:
+  """An int w means (w, w); both sides must be ints >= 0."""
   pair = window if isinstance(window, (tuple, list)) else (window, window)
   if len(pair) != 2:
     raise ValueError(f'window must be an int or a (left, right) pair of ints; got {window!r}.')
   left, right = (_checks.check_int(f'window {side} (of window={window!r})', w, minimum=0)
                  for side, w in zip(('left', 'right'), pair))
+  return left, right
+
+
+def check_window(window, T: int, S: int) -> tuple[int, int]:
+  """An int w means (w, w). Sides must be >= 0 and no larger than the sequence."""
+  left, right = _parse_window(window)
   length = max(T, S)
   if length and (left > length or right > length):  # empty sequences take any window
     raise ValueError(f'window={(left, right)} is larger than the sequence (query length T={T}, key length S={S}); '
                      f'use at most ({length}, {length}), which already covers every key.')
   return left, right
+
+
+# Hooks for layers and tables (see registry).
+EXAMPLE_OPTIONS = {'window': (2, 1)}
+
+
+def decode_step(fn, q, k, v, *, index, mask, window, **kwargs):
+  """One cached step: q [B, T, N, H] at absolute positions index + t over the whole cache k, v [B, L, K, H|V].
+
+  The kernel places its window by the cache's length, not by the step's absolute position, so the window
+  becomes part of the mask and the kernel's own window is opened to the whole cache. `mask` already hides
+  keys after each query, so only the left side of the window matters.
+  """
+  T, L = q.shape[-3], k.shape[-3]
+  left, _ = check_window(window, L, L)
+  near = jnp.arange(L)[None, :] >= (index + jnp.arange(T))[:, None] - left
+  return fn(q, k, v, mask=masks.combine(mask, near), window=(L, L), is_causal=False, **kwargs)
+
+
+def state_size(*, num_kv_heads: int, head_dim: int, value_dim: int, length: int, window, **_) -> int:
+  """Decoding keeps the last left + 1 keys and values (the query's own position and `left` before it)."""
+  left, _ = _parse_window(window)
+  return num_kv_heads * (head_dim + value_dim) * min(length, left + 1)
 
 
 def local(q, k, v, *, window, mask=None, bias=None, is_causal=False, scale=None, return_weights=False,

@@ -18,6 +18,30 @@ def padding(lengths, S: int):
   return (jnp.arange(S)[None, :] < lengths[:, None])[:, None, None, :]
 
 
+def key_padding(lengths_or_valid, max_length: int | None = None):
+  """Key padding [B, 1, 1, S] from a validity mask [B, S] (True = real key), one already [B, 1, 1, S], or
+  integer lengths [B] (then max_length gives S). None stays None (nothing masked)."""
+  if lengths_or_valid is None:
+    return None
+  x = jnp.asarray(lengths_or_valid)
+  if x.ndim == 1:
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+      raise ValueError(f'a rank-1 key padding argument must be integer lengths [B]; got dtype {x.dtype}, shape '
+                       f'{x.shape} (a validity mask needs its batch axis: [B, S]).')
+    if max_length is None:
+      raise ValueError(f'key padding from lengths {x.shape} needs max_length (the key length S); got None.')
+    return padding(x, max_length)
+  if x.ndim == 2:
+    valid = x.astype(bool)[:, None, None, :]
+  elif x.ndim == 4 and x.shape[1:3] == (1, 1):
+    valid = x.astype(bool)
+  else:
+    raise ValueError(f'expected a key-padding mask [B, S] or [B, 1, 1, S], or lengths [B]; got shape {x.shape}.')
+  if max_length is not None and valid.shape[-1] != max_length:
+    raise ValueError(f'key padding mask {x.shape} has {valid.shape[-1]} keys, but max_length={max_length}.')
+  return valid
+
+
 def from_ids(ids, pad_id: int = 0):
   """Key padding from token ids [B, S] -> [B, 1, 1, S]."""
   return (jnp.asarray(ids) != pad_id)[:, None, None, :]

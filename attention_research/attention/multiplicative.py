@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 from attention_research.attention import _checks
-from attention_research.attention.dot_product import attend, scores_bnts
+from attention_research.attention._dense import attend, scores_bnts
 
 
 def init_params(key, q_size: int, k_size: int, dtype=jnp.float32):
   return {'w': jax.random.normal(key, (q_size, k_size), dtype) / jnp.sqrt(q_size).astype(dtype)}
+
+
+def init_layer_params(key, *, head_dim: int, dtype, **_):
+  """Layer hook (see registry): W starts as the identity, so a new layer begins as scaled dot-product attention."""
+  del key
+  return {'w': jnp.eye(head_dim, dtype=dtype)}
+
+
+def call_kwargs(params, *, q, options, **_):
+  """Layer hook: inside a layer the default scale is 1/sqrt(H), as for dot_product, not the paper's 1.0."""
+  return {'params': dict(params), 'scale': options.get('scale', 1.0 / math.sqrt(q.shape[-1]))}
 
 
 def multiplicative(q, k, v, *, params=None, mask=None, bias=None, is_causal=False, scale=None,

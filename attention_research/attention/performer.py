@@ -23,9 +23,10 @@ import jax
 import jax.numpy as jnp
 
 from attention_research.attention import _checks
-from attention_research.attention.dot_product import weighted_values
+from attention_research.attention._dense import weighted_values
 from attention_research.attention.linear import (DEFAULT_CHUNK_SIZE, check_chunk_size, expand_kv_heads,
                                                  kernel_scores, kernel_sums, key_padding)
+
 
 def _check_num_features(num_features):
   return _checks.check_int('num_features', num_features)
@@ -52,6 +53,26 @@ def draw_features(key, num_features: int, head_size: int):
   w = w[:num_features]
   norms = jnp.linalg.norm(jax.random.normal(norm_key, (num_features, head_size), jnp.float32), axis=-1)
   return w * norms[:, None]
+
+
+# Hooks for layers (see registry): the features are state, not trained parameters; layers redraw them.
+LAYER_OPTIONS = ('num_features',)
+NON_TRAINABLE = ('features',)
+DEFAULT_LAYER_FEATURES = 64
+EXAMPLE_OPTIONS = {'num_features': 32}
+
+
+def init_layer_params(key, *, head_dim: int, num_features: int = DEFAULT_LAYER_FEATURES, **_):
+  return {'features': draw_features(key, num_features, head_dim)}
+
+
+def call_kwargs(params, **_):
+  return {'features': params['features']}
+
+
+def state_size(*, num_kv_heads: int, value_dim: int, num_features: int = DEFAULT_LAYER_FEATURES, **_) -> int:
+  """Recurrent state per kv head: sum_s phi(k_s) v_s^T [M, V] and the normaliser sum_s phi(k_s) [M]."""
+  return num_kv_heads * num_features * (value_dim + 1)
 
 
 def _favor(x, w, valid=None):

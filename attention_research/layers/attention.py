@@ -13,7 +13,10 @@ from attention_research.layers.capture import NAME, capturing
 
 
 class RandomFeatures(nnx.Variable):
-  """Performer's random projection: state, not a trained parameter (redraw with `redraw_features`)."""
+  """A variant's non-trained entry (e.g. a random projection): state, not a trained parameter.
+
+  Redrawn with `MultiHeadAttention.redraw_features`; the registry's `non_trainable` names these entries.
+  """
 
 
 def _param(rngs, shape, fan_in, dtype):
@@ -23,6 +26,9 @@ def _param(rngs, shape, fan_in, dtype):
 class MultiHeadAttention(nnx.Module):
   """Self or cross attention: projections, the chosen variant, output projection.
 
+  The variant's own parameters, extra call arguments and cached decoding step come from its registry hooks
+  (attention.registry), so this layer works the same way for every registered variant.
+
   Args:
     num_heads: query heads N.
     in_features: width of the query input.
@@ -31,21 +37,22 @@ class MultiHeadAttention(nnx.Module):
     out_features: output width (default in_features).
     num_kv_heads: K key/value heads; K < N is grouped-query, K = 1 multi-query (default N).
     variant: a name in attention.VARIANTS.
-    variant_options: keyword options of the variant (window=..., normalizer=..., block_size=...).
+    variant_options: keyword options of the variant (window=..., normalizer=..., block_size=...). Options the
+      variant lists in its `layer_options` (e.g. rank, hidden, num_features) build its parameters instead of
+      going to its function; they may also be given as keyword arguments of this constructor.
     use_rope: rotate queries and keys by position (Su et al. 2021).
-    max_length: longest key length; required by 'linformer' (its projections are [max_length, rank]).
-    rank: linformer rank. hidden: additive attention's hidden size A. num_features: performer features.
+    max_length: longest key length; variants whose parameters span the length require it.
     dropout_rate: dropout on the attended values (before the output projection), which every variant supports
       at its own cost, unlike dropout on a weight matrix that fast variants never form.
+    **layer_options: the variant's layer options (see variant_options); others raise ValueError.
   """
 
   def __init__(self, num_heads: int, in_features: int, *, kv_features: int | None = None,
                qkv_features: int | None = None, out_features: int | None = None,
-               num_kv_heads: int | None = None, variant: str = 'dot_product',
+               num_kv_heads: int | None = None, variant: str = attention.DEFAULT_VARIANT,
                variant_options: dict | None = None, use_rope: bool = False, rope_base: float = 10_000.0,
-               max_length: int | None = None, rank: int = 64, hidden: int | None = None,
-               num_features: int = 64, dropout_rate: float = 0.0, use_bias: bool = False,
-               dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
+               max_length: int | None = None, dropout_rate: float = 0.0, use_bias: bool = False,
+               dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs, **layer_options):
     qkv_features = in_features if qkv_features is None else qkv_features
     num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
     if num_heads < 1 or qkv_features % num_heads:
@@ -54,10 +61,18 @@ class MultiHeadAttention(nnx.Module):
       raise ValueError(f'num_heads={num_heads} must be a multiple of num_kv_heads={num_kv_heads}.')
     self.info = attention.get(variant)
     self.variant = variant
+    unknown = sorted(set(layer_options) - set(self.info.layer_options))
+    if unknown:
+      raise ValueError(f'MultiHeadAttention got unexpected keyword arguments {unknown}: variant {variant!r} takes '
+                       f'the layer options {self.info.layer_options}; pass its function options in '
+                       f'variant_options.')
+    moved, fn_options = self.info.split_options(variant_options)
     # Hashable: the options are static in the graph definition, which jit caches key on.
-    self.variant_options = FrozenDict(variant_options or {})
+    self.variant_options = FrozenDict(fn_options)
+    self.layer_options = FrozenDict({**moved, **layer_options})
     self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
     self.head_dim = H = qkv_features // num_heads
+    self.in_features = in_features
     self.use_rope, self.rope_base = use_rope, rope_base
     self.dtype = dtype
     kv_features = in_features if kv_features is None else kv_features
@@ -69,40 +84,38 @@ class MultiHeadAttention(nnx.Module):
     self.out = nnx.Linear(num_heads * H, out_features, **lin)
     self.dropout = nnx.Dropout(dropout_rate, rngs=rngs if dropout_rate > 0 else None)
     self.max_length = max_length
-    if variant == 'additive':
-      A = hidden or H
-      self.w_q, self.w_k, self.v = (_param(rngs, (H, A), H, param_dtype), _param(rngs, (H, A), H, param_dtype),
-                                    _param(rngs, (A,), A, param_dtype))
-    elif variant == 'multiplicative':
-      self.w = nnx.Param(jnp.eye(H, dtype=param_dtype))
-    elif variant == 'linformer':
-      if max_length is None:
-        raise ValueError("variant 'linformer' needs max_length (its projections are [max_length, rank]).")
-      self.e, self.f = _param(rngs, (max_length, rank), max_length, param_dtype), _param(
-          rngs, (max_length, rank), max_length, param_dtype)
-    elif variant == 'performer':
-      from attention_research.attention.performer import draw_features  # pylint: disable=g-import-not-at-top
-      self.features = RandomFeatures(draw_features(rngs.params(), num_features, H))
+    self.variant_param_names = ()
+    if self.info.init_params is not None:
+      values = self._init_variant_params(rngs.params(), param_dtype)
+      for name, value in values.items():
+        if hasattr(self, name):
+          raise ValueError(f'variant {variant!r} names a parameter {name!r}, which MultiHeadAttention already uses '
+                           f'for something else; rename it in the variant\'s init_params.')
+        kind = RandomFeatures if name in self.info.non_trainable else nnx.Param
+        setattr(self, name, kind(value))
+      self.variant_param_names = tuple(values)
     self.cached_key = self.cached_value = self.cache_index = nnx.data(None)
 
-  def redraw_features(self, key):
-    """Performer: draw a fresh random projection (call every few hundred steps, as in the paper)."""
-    from attention_research.attention.performer import draw_features  # pylint: disable=g-import-not-at-top
-    self.features[...] = draw_features(key, self.features.shape[0], self.head_dim)
+  def _init_variant_params(self, key, dtype):
+    return self.info.init_params(key, num_heads=self.num_heads, num_kv_heads=self.num_kv_heads,
+                                 head_dim=self.head_dim, in_features=self.in_features, max_length=self.max_length,
+                                 dtype=dtype, **self.layer_options)
 
-  def _variant_kwargs(self, S: int):
+  def redraw_features(self, key):
+    """Draws the variant's non-trained entries afresh (call every few hundred steps, as the Performer paper does)."""
+    names = [n for n in self.variant_param_names if n in self.info.non_trainable]
+    if not names:
+      raise ValueError(f'variant {self.variant!r} has no non-trained entries to redraw.')
+    fresh = self._init_variant_params(key, getattr(self, names[0]).dtype)
+    for name in names:
+      getattr(self, name)[...] = fresh[name]
+
+  def _variant_kwargs(self, q, k, v, inputs_q, inputs_kv):
     kw = dict(self.variant_options)
-    if self.variant == 'additive':
-      kw['params'] = {'w_q': self.w_q[...], 'w_k': self.w_k[...], 'v': self.v[...]}
-    elif self.variant == 'multiplicative':
-      kw['params'] = {'w': self.w[...]}
-      kw.setdefault('scale', 1.0 / jnp.sqrt(self.head_dim))
-    elif self.variant == 'linformer':
-      if S > self.max_length:
-        raise ValueError(f'linformer key length {S} exceeds max_length={self.max_length}.')
-      kw['params'] = {'e': self.e[...][:S], 'f': self.f[...][:S]}
-    elif self.variant == 'performer':
-      kw['features'] = self.features[...]
+    if self.info.call_kwargs is not None:
+      params = {n: getattr(self, n)[...] for n in self.variant_param_names}
+      kw.update(self.info.call_kwargs(params, q=q, k=k, v=v, inputs_q=inputs_q, inputs_kv=inputs_kv,
+                                      options=self.variant_options))
     return kw
 
   def init_cache(self, batch_size: int, max_length: int, dtype=jnp.float32):
@@ -150,21 +163,16 @@ class MultiHeadAttention(nnx.Module):
       # Query t sits at absolute position index + t and sees every cached key up to it.
       seen = jnp.arange(L)[None, :] <= (index + jnp.arange(T))[:, None]
       mask = seen if mask is None else jnp.logical_and(mask, seen)
-      is_causal = False
-    kw = self._variant_kwargs(k.shape[-3])
-    if decode and self.variant == 'local':
-      # The kernel places the window by the cache's length, not by the step's absolute position, so the
-      # window becomes part of the mask and the kernel's own window is opened to the whole cache.
-      from attention_research.attention.local import check_window  # pylint: disable=g-import-not-at-top
-      left, _ = check_window(kw['window'], L, L)
-      mask = jnp.logical_and(mask, jnp.arange(L)[None, :] >= (index + jnp.arange(T))[:, None] - left)
-      kw['window'] = (L, L)
+    kw = self._variant_kwargs(q, k, v, inputs_q, inputs_kv)
     if bias is not None:
       kw['bias'] = bias
-    if capturing(self):
-      out, weights = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=True, **kw)
-      self.sow(nnx.Intermediate, NAME, weights)
+    want = capturing(self)
+    if decode:
+      result = self.info.decode_step(self.info.fn, q, k, v, index=index, mask=mask, return_weights=want, **kw)
     else:
-      out = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, **kw)
+      result = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=want, **kw)
+    out, weights = result if want else (result, None)
+    if want:
+      self.sow(nnx.Intermediate, NAME, weights)
     out = self.dropout(out, deterministic=deterministic)
     return self.out(out.reshape(out.shape[:-2] + (-1,)))

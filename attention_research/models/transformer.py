@@ -26,8 +26,9 @@ from attention_research import attention, layers
 from attention_research.attention import positional as pos_lib
 from attention_research.models import decoding
 
-# Options that configure the MultiHeadAttention layer rather than the variant function.
-LAYER_OPTIONS = ('rank', 'hidden', 'num_features', 'rope_base')
+# Options that configure the MultiHeadAttention layer whatever the variant; each variant adds its own
+# (attention.get(name).layer_options).
+LAYER_OPTIONS = ('rope_base',)
 POOLINGS = ('mean', 'cls')
 HEADS = ('pool', 'tagging')
 BIAS_SCHEMES = ('alibi', 'relative')
@@ -56,8 +57,9 @@ class TransformerConfig:
   """Configuration of every Transformer model here (and of the encoder stack that ViT and ASR reuse).
 
   attention / attention_options: self-attention variant and its options (both the encoder's and the
-    decoder's self-attention). Options named in LAYER_OPTIONS (rank, hidden, num_features, rope_base) go to
-    the layer; the rest (window, normalizer, block_size, ...) to the variant function.
+    decoder's self-attention). Options named in LAYER_OPTIONS (rope_base) or in the variant's
+    layer_options (rank, hidden, num_features, ...) go to the layer; the rest (window, normalizer,
+    block_size, ...) to the variant function.
   cross_attention / cross_attention_options: the decoder's cross-attention; default: the self-attention's
     (dot_product when that is local, which has no cross-attention form).
   num_kv_heads: key/value heads; < num_heads is grouped-query, 1 is multi-query (default num_heads).
@@ -166,8 +168,9 @@ class TransformerConfig:
       variant, options = self.attention, self.attention_options
     kw = dict(variant=variant, num_kv_heads=self.kv_heads, max_length=self.max_length,
               use_rope=self.positional == 'rope' and not cross)
-    kw.update({k: v for k, v in options.items() if k in LAYER_OPTIONS})
-    kw['variant_options'] = {k: v for k, v in options.items() if k not in LAYER_OPTIONS}
+    layer_options = LAYER_OPTIONS + attention.get(variant).layer_options
+    kw.update({k: v for k, v in options.items() if k in layer_options})
+    kw['variant_options'] = {k: v for k, v in options.items() if k not in layer_options}
     return kw
 
   def check_model(self, kind: str):
@@ -188,16 +191,8 @@ class TransformerConfig:
                            f'[0, {self.target_vocab}).')
 
 
-def key_padding(mask):
-  """A [B, S] validity mask (or one already [B, 1, 1, S]) -> [B, 1, 1, S]; None stays None."""
-  if mask is None:
-    return None
-  mask = jnp.asarray(mask, bool)
-  if mask.ndim == 2:
-    return mask[:, None, None, :]
-  if mask.ndim == 4 and mask.shape[1:3] == (1, 1):
-    return mask
-  raise ValueError(f'expected a key-padding mask [B, S] or [B, 1, 1, S]; got shape {mask.shape}.')
+# [B, S] validity mask, [B, 1, 1, S] or lengths -> [B, 1, 1, S]; None stays None.
+key_padding = attention.masks.key_padding
 
 
 class TransformerStack(nnx.Module):

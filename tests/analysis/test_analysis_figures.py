@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from attention_research import analysis, attention
+from tests.attention.variant_cases import variant_kwargs
 
 SRC = ['the', 'cat', 'sat', 'on', 'the', 'mat']
 TGT = ['le', 'chat', 'était', 'assis', 'sur', 'le', 'tapis']
@@ -106,26 +107,6 @@ def test_figures_for_run_bad_inputs(tmp_path, random_weights, kwargs, pattern):
     analysis.figures_for_run(tmp_path, _encoder_decoder(random_weights), **kwargs)
 
 
-def _variant_kwargs(name, *, H, S, key):
-  """Options that let every registered variant run on tiny inputs."""
-  if name == 'additive':
-    from attention_research.attention.additive import init_params
-    return {'params': init_params(key, H, H, 8)}
-  if name == 'multiplicative':
-    from attention_research.attention.multiplicative import init_params
-    return {'params': init_params(key, H, H)}
-  if name == 'linformer':
-    e, f = jax.random.normal(key, (2, S, 4)) / np.sqrt(S)
-    return {'params': {'e': e, 'f': f}}
-  if name == 'performer':
-    return {'num_features': 16, 'key': key}
-  if name == 'local':
-    return {'window': (2, 1)}
-  if name == 'block_sparse':
-    return {'block_size': 2, 'num_window_blocks': 3, 'num_global_blocks': 1, 'num_random_blocks': 1}
-  return {}
-
-
 @pytest.mark.parametrize('name', sorted(attention.VARIANTS))
 def test_every_variant_can_be_plotted_through_its_weights(tmp_path, name, png):
   """Approximate variants reconstruct their implied weights; the same plots and statistics apply."""
@@ -133,7 +114,7 @@ def test_every_variant_can_be_plotted_through_its_weights(tmp_path, name, png):
   kq, kk, kv, kp = jax.random.split(jax.random.PRNGKey(0), 4)
   q, k, v = (jax.random.normal(x, (B, T, N, H)) for x in (kq, kk, kv))
   fn = attention.get(name).fn
-  kwargs = _variant_kwargs(name, H=H, S=T, key=kp)
+  kwargs = variant_kwargs(name, q, k, v, key=kp)
   # One compilation instead of one per eager op keeps the sweep fast on CPU. Every variant returns weights:
   # one that stops doing so fails here.
   _, w = jax.jit(lambda q, k, v: fn(q, k, v, return_weights=True, **kwargs))(q, k, v)

@@ -96,7 +96,7 @@ def test_auto_takes_the_reference_when_weights_are_asked(qkv, monkeypatch):
   calls = []
   kernel = flash_module.flash
   monkeypatch.setattr(dp_module, 'AUTO_FLASH_MIN_SCORES', 1)
-  monkeypatch.setattr(flash_module, 'flash', lambda *a, **kw: calls.append(kw) or kernel(*a, **kw))
+  monkeypatch.setattr(dp_module, 'flash', lambda *a, **kw: calls.append(kw) or kernel(*a, **kw))
   q, k, v = qkv()
   attention.dot_product(q, k, v, implementation='auto')
   assert len(calls) == 1  # without weights auto does take the kernel here

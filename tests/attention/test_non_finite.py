@@ -67,7 +67,8 @@ def test_auto_dot_product_on_long_inputs_propagates_nan():
 @pytest.mark.parametrize('name', sorted(attention.VARIANTS))
 def test_every_variant_propagates_a_nan_query_to_its_row_only(name):
   q, k, v = _inputs()
-  fn = lambda q: attention.get(name).fn(q, k, v, **variant_kwargs(name, H=8, S=S))
+  kw = variant_kwargs(name, q, k, v)
+  fn = lambda q: attention.get(name).fn(q, k, v, **kw)
   out = jax.jit(fn)(q.at[0, 5, 1, 2].set(jnp.nan))
   assert bool(jnp.all(jnp.isnan(out[0, 5, 1])))
   assert int(jnp.sum(jnp.isnan(out))) == out.shape[-1]

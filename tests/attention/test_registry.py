@@ -14,7 +14,7 @@ CAUSAL = [n for n in NAMES if attention.get(n).causal]
 
 
 def call(name, q, k, v, **kw):
-  return attention.get(name).fn(q, k, v, **variant_kwargs(name, H=q.shape[-1], S=k.shape[-3] if k.ndim >= 3 else k.shape[0]), **kw)
+  return attention.get(name)(q, k, v, **variant_kwargs(name, q, k, v), **kw)
 
 
 def test_unknown_variant_lists_known_ones():
@@ -110,7 +110,7 @@ def test_half_precision_scores_are_formed_and_normalised_in_float32(name, dtype,
   q, k, v = qkv()
   q, k = large_logits(q, k)
   q, k, v = (x.astype(dtype) for x in (q, k, v))
-  kw = variant_kwargs(name, H=q.shape[-1], S=k.shape[-3])
+  kw = variant_kwargs(name, q, k, v)
   if name == 'multiplicative':
     del kw['params']  # the 'general' form projects q in its own dtype, by design; the 'dot' form has scores only
   fn = jax.jit(lambda q, k, v: attention.get(name).fn(q, k, v, **kw))
@@ -128,3 +128,44 @@ def test_bad_shapes_raise_value_error(name, qkv):
     call(name, q[0, 0], k[0, 0], v[0, 0])
   with pytest.raises(ValueError, match='broadcast'):
     call(name, q, k, v, mask=jnp.ones((2, 1, 1, 5), bool))
+
+
+def test_variant_is_callable_and_keyword_only(qkv):
+  q, k, v = qkv()
+  np.testing.assert_array_equal(attention.get('linear')(q, k, v), attention.linear(q, k, v))
+  with pytest.raises(TypeError):
+    attention.Variant('x', attention.linear, False, True, 'key_padding', 'kernel', 'O(1)', 'O(1)')  # positional
+  with pytest.raises(ValueError, match='masks'):
+    attention.Variant(name='x', fn=attention.linear, exact=False, causal=True, masks='diagonal', family='kernel',
+                      time='O(1)', memory='O(1)')
+
+
+def test_variants_are_frozen_and_example_options_read_only():
+  variant = attention.get('performer')
+  with pytest.raises(AttributeError):
+    variant.name = 'other'
+  with pytest.raises(TypeError):
+    variant.example_options['num_features'] = 1
+  hash(variant)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_state_size_is_a_positive_int(name):
+  variant = attention.get(name)
+  size = variant.state_size(num_kv_heads=2, head_dim=8, value_dim=6, length=16, **variant.example_options)
+  assert isinstance(size, int) and size > 0
+  longer = variant.state_size(num_kv_heads=2, head_dim=8, value_dim=6, length=64, **variant.example_options)
+  if variant.exact and name != 'local':
+    assert size == 2 * (8 + 6) * 16 and longer == 4 * size  # every key and value of the sequence
+  if variant.family == 'kernel':
+    assert longer == size  # a recurrent state does not grow with the sequence
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_layer_options_are_consumed_by_init_params_and_never_reach_fn(name):
+  variant = attention.get(name)
+  layer, options = variant.split_options(variant.example_options)
+  assert set(layer) <= set(variant.layer_options) and not set(options) & set(variant.layer_options)
+  assert set(variant.non_trainable) <= set(variant.init_params(
+      jax.random.PRNGKey(0), num_heads=4, num_kv_heads=2, head_dim=8, in_features=32, max_length=6,
+      dtype=jnp.float32, **layer) if variant.init_params else {})

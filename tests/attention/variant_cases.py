@@ -1,23 +1,35 @@
-"""Per-variant keyword arguments so registry-wide tests can call every variant the same way."""
+"""Keyword arguments that let registry-wide tests call every variant's function the same way.
+
+Everything comes from the registry: the variant's example_options, its parameters from init_params and its
+extra arguments from call_kwargs, as a layer would build them for these q, k, v.
+"""
 
 import jax
+import jax.numpy as jnp
+
+from attention_research import attention
 
 
-def variant_kwargs(name: str, *, H: int, S: int, key=None):
+def _at_least_rank3(x):
+  # Inputs of bad rank must still reach the function's own check, so the sizes come from a padded view.
+  return x.reshape((1,) * (3 - x.ndim) + x.shape) if x.ndim < 3 else x
+
+
+def variant_kwargs(name: str, q, k, v, *, key=None):
+  """fn keyword arguments of variant `name` for q [..., T, N, H], k [..., S, K, H], v [..., S, K, V].
+
+  The layer's inputs are stood in by q with its heads merged ([..., T, N * H]) and likewise for k.
+  """
+  variant = attention.get(name)
   key = jax.random.PRNGKey(7) if key is None else key
-  if name == 'additive':
-    from attention_research.attention.additive import init_params
-    return {'params': init_params(key, H, H, 8)}
-  if name == 'multiplicative':
-    from attention_research.attention.multiplicative import init_params
-    return {'params': init_params(key, H, H)}
-  if name == 'local':
-    return {'window': (2, 1)}
-  if name == 'block_sparse':
-    return {'block_size': 2, 'num_window_blocks': 3, 'num_global_blocks': 1, 'num_random_blocks': 1}
-  if name == 'linformer':
-    from attention_research.attention.linformer import init_params
-    return {'params': init_params(key, S, 4)}
-  if name == 'performer':
-    return {'num_features': 32, 'key': key}
-  return {}
+  layer_options, options = variant.split_options(variant.example_options)
+  q3, k3, v3 = (_at_least_rank3(x) for x in (q, k, v))
+  (T, N, H), (S, K, _) = q3.shape[-3:], k3.shape[-3:]
+  params = {}
+  if variant.init_params is not None:
+    params = variant.init_params(key, num_heads=N, num_kv_heads=K, head_dim=H, in_features=N * H, max_length=S,
+                                 dtype=jnp.float32, **layer_options)
+  if variant.call_kwargs is not None:
+    options.update(variant.call_kwargs(params, q=q3, k=k3, v=v3, inputs_q=q3.reshape(q3.shape[:-2] + (N * H,)),
+                                       inputs_kv=k3.reshape(k3.shape[:-2] + (K * H,)), options=dict(options)))
+  return options

@@ -1,3 +1,6 @@
+import inspect
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +17,7 @@ def x_input(seed=0, length=T):
 
 
 def layer_for(variant, **kw):
-  opts = {'local': {'window': (2, 0)}, 'block_sparse': {'block_size': 2}}.get(variant, {})
+  opts = attention.get(variant).example_options  # layer options among them are routed by the layer
   return layers.MultiHeadAttention(4, D, variant=variant, variant_options=opts, max_length=16, rngs=nnx.Rngs(0),
                                    **kw)
 
@@ -91,3 +94,19 @@ def test_bad_configuration_raises(kwargs, match):
 def test_decode_without_cache_raises():
   with pytest.raises(ValueError, match='init_cache'):
     layers.MultiHeadAttention(4, D, rngs=nnx.Rngs(0))(x_input(), decode=True)
+
+
+def test_layer_source_names_no_variant():
+  source = inspect.getsource(inspect.getmodule(layers.MultiHeadAttention))
+  named = [n for n in attention.VARIANTS if re.search(rf'\b{n}\b', source)]
+  assert not named, f'layers/attention.py names variants {named}; it must ask the registry hooks instead'
+
+
+def test_layer_options_route_to_the_variant_and_unknown_ones_raise():
+  as_kwarg = layers.MultiHeadAttention(4, D, variant='linformer', max_length=16, rank=3, rngs=nnx.Rngs(0))
+  in_options = layers.MultiHeadAttention(4, D, variant='linformer', max_length=16, variant_options={'rank': 3},
+                                         rngs=nnx.Rngs(0))
+  assert as_kwarg.e.shape == in_options.e.shape == (16, 3) and 'rank' not in in_options.variant_options
+  np.testing.assert_allclose(as_kwarg(x_input()), in_options(x_input()))
+  with pytest.raises(ValueError, match='rank'):
+    layers.MultiHeadAttention(4, D, rank=3, rngs=nnx.Rngs(0))
