@@ -67,6 +67,7 @@ class Plan:
   rows: tuple[tuple[int, int, int, int], ...]
   # Per key block j: query blocks [lo, a) and [b, hi) partial, [a, b) fully visible.
   cols: tuple[tuple[int, int, int, int], ...]
+  soft_cap: float | None = None  # scores s -> soft_cap * tanh(s / soft_cap) before bias and mask
 
   @property
   def off(self) -> int:
@@ -108,7 +109,7 @@ def _pick_block(length, requested, default):
 
 
 def make_plan(d: _checks.Dims, *, scale, scale_q, left=UNBOUNDED, right=UNBOUNDED, block_q=None,
-              block_k=None) -> Plan:
+              block_k=None, soft_cap=None) -> Plan:
   block_q = None if block_q is None else _checks.check_int('block_q', block_q)
   block_k = None if block_k is None else _checks.check_int('block_k', block_k)
   heads = d.B * d.N
@@ -126,7 +127,8 @@ def make_plan(d: _checks.Dims, *, scale, scale_q, left=UNBOUNDED, right=UNBOUNDE
   table = _block_table(d.T, d.S, bq, bk, nq, nk, left, right)
   rows = tuple(_runs(table[i]) for i in range(nq))
   cols = tuple(_runs(table[:, j]) for j in range(nk))
-  return Plan(d.B, d.K, d.G, d.T, d.S, bq, bk, nq, nk, left, right, float(scale), scale_q, rows, cols)
+  return Plan(d.B, d.K, d.G, d.T, d.S, bq, bk, nq, nk, left, right, float(scale), scale_q, rows, cols,
+              None if soft_cap is None else float(soft_cap))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -206,6 +208,8 @@ def _scores(q_i, k_j, i, j, mask, bias, p: Plan, positional: bool):
   s = _dot(q_i, k_j, 2, 2)
   if not p.scale_q:
     s = s * jnp.float32(p.scale)
+  if p.soft_cap is not None:
+    s = jnp.float32(p.soft_cap) * jnp.tanh(s * jnp.float32(1.0 / p.soft_cap))
   if mask is None and bias is None and not positional:
     return s
   s5 = s.reshape(p.B, p.K, p.G, p.bq, p.bk)  # a bitcast: the mask and bias have these axes
@@ -247,8 +251,15 @@ def _runs_for(table, index):
 # Forward.
 
 
-def _forward(q, k, v, mask, bias, p: Plan):
-  """Returns out [nq, B*K, R, V] (v's dtype) and lse [nq, B*K, R] (float32)."""
+def _sink_rows(sinks, p: Plan):
+  """Sink logits [K, G] (float32) -> [B*K, R], the layout of one query block's rows."""
+  return jnp.broadcast_to(sinks[None, :, :, None], (p.B, p.K, p.G, p.bq)).reshape(p.B * p.K, p.G * p.bq)
+
+
+def _forward(q, k, v, mask, bias, sinks, p: Plan):
+  """Returns out [nq, B*K, R, V] (v's dtype) and lse [nq, B*K, R] (float32).
+
+  A sink (a key without value) is the online softmax's starting state: running max m = sink, sum l = 1."""
   BK, R, _ = q.shape[1:]
   V = v.shape[-1]
 
@@ -265,8 +276,9 @@ def _forward(q, k, v, mask, bias, p: Plan):
       return m_new, l, alpha[..., None] * acc + _dot(e.astype(v.dtype), v[j], 2, 1)
 
     lo, a, b, hi = _runs_for(p.rows, i)
-    carry = (jnp.full((BK, R), -jnp.inf, jnp.float32), jnp.zeros((BK, R), jnp.float32),
-             jnp.zeros((BK, R, V), jnp.float32))
+    m0 = jnp.full((BK, R), -jnp.inf, jnp.float32) if sinks is None else _sink_rows(sinks, p)
+    l0 = (jnp.zeros if sinks is None else jnp.ones)((BK, R), jnp.float32)
+    carry = (m0, l0, jnp.zeros((BK, R, V), jnp.float32))
     carry = _loop(lo, a, functools.partial(step, True), carry)
     carry = _loop(a, b, functools.partial(step, False), carry)
     m, l, acc = _loop(b, hi, functools.partial(step, True), carry)
@@ -304,12 +316,17 @@ def _transpose_block(x):
 
 
 def _scores_t(q_i, k_j, i, j, mask, bias, p: Plan, positional: bool):
-  """Float32 transposed scores of block (i, j): [B*K, bk, R], masked entries at MASK_VALUE."""
+  """Float32 transposed scores of block (i, j): [B*K, bk, R], masked entries at MASK_VALUE, and the derivative
+  of the soft-cap at the scaled scores (None without a cap)."""
   s = _dot(k_j, q_i, 2, 2)
   if not p.scale_q:
     s = s * jnp.float32(p.scale)
+  dcap = None
+  if p.soft_cap is not None:
+    th = jnp.tanh(s * jnp.float32(1.0 / p.soft_cap))
+    s, dcap = jnp.float32(p.soft_cap) * th, 1.0 - th * th
   if mask is None and bias is None and not positional:
-    return s
+    return s, dcap
   s5 = s.reshape(p.B, p.K, p.bk, p.G, p.bq)  # a bitcast: rows R are (G, bq)
   if bias is not None:
     s5 = s5 + _transpose_block(_block_of(bias, i, j, p)).astype(jnp.float32)
@@ -319,7 +336,7 @@ def _scores_t(q_i, k_j, i, j, mask, bias, p: Plan, positional: bool):
     keep = band if keep is None else keep & band
   if keep is not None:
     s5 = jnp.where(keep, s5, MASK_VALUE)
-  return s5.reshape(s.shape)
+  return s5.reshape(s.shape), dcap
 
 
 def _reduce_to(x, shape):
@@ -328,7 +345,7 @@ def _reduce_to(x, shape):
   return jnp.sum(x, axis=axes, keepdims=True) if axes else x
 
 
-def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
+def _backward(q, k, v, mask, bias, sinks, out, lse, g, p: Plan):
   dt = q.dtype
   delta = jnp.sum(g.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)  # [nq, B*K, R]
   g = g.astype(v.dtype)
@@ -346,7 +363,7 @@ def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
     def step(positional, i, c):
       dk, dv, dq_t, dbias = c
       q_i, g_i = q[i], g[i]
-      s = _scores_t(q_i, k_j, i, j, mask, bias, p, positional)
+      s, dcap = _scores_t(q_i, k_j, i, j, mask, bias, p, positional)
       pr = jnp.exp(s - lse[i][:, None, :])
       dv = dv + _dot(pr.astype(v.dtype), g_i, 2, 1)
       dp = _dot(v_j, g_i, 2, 2)
@@ -358,6 +375,8 @@ def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
         ds5 = jnp.transpose(_reduce_to(ds5, (b0, b1, b4, b2, b3)), (0, 1, 3, 4, 2))  # back to bias layout
         upd = lax.dynamic_slice(dbias, starts, bias_block) + ds5
         dbias = lax.dynamic_update_slice(dbias, upd, starts)
+      if dcap is not None:
+        ds = ds * dcap  # through the cap, to the scaled scores
       if not p.scale_q:
         ds = ds * jnp.float32(p.scale)
       ds = ds.astype(dt)
@@ -375,34 +394,40 @@ def _backward(q, k, v, mask, bias, out, lse, g, p: Plan):
   (dq_t, dbias), (dk, dv) = lax.scan(k_block, (dq_t0, dbias0), jnp.arange(p.nk))
   if dbias is not None:
     dbias = dbias.astype(bias.dtype)
-  return jnp.swapaxes(dq_t, 2, 3).astype(dt), dk.astype(k.dtype), dv.astype(v.dtype), dbias
+  dsinks = None
+  if sinks is not None:
+    # d out_t / d sink = -p_sink,t out_t: d loss / d sink = -sum_t p_sink,t delta_t (0 for dead or padded rows).
+    p_sink = jnp.exp(_sink_rows(sinks, p)[None] - lse)
+    dsinks = -jnp.sum((p_sink * delta).reshape(p.nq, p.B, p.K, p.G, p.bq), axis=(0, 1, 4))
+  return jnp.swapaxes(dq_t, 2, 3).astype(dt), dk.astype(k.dtype), dv.astype(v.dtype), dbias, dsinks
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def _attention(q, k, v, mask, bias, p: Plan):
-  return _forward(q, k, v, mask, bias, p)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _attention(q, k, v, mask, bias, sinks, p: Plan):
+  return _forward(q, k, v, mask, bias, sinks, p)[0]
 
 
-def _attention_fwd(q, k, v, mask, bias, p):
-  out, lse = _forward(q, k, v, mask, bias, p)
-  return out, (q, k, v, mask, bias, out, lse)
+def _attention_fwd(q, k, v, mask, bias, sinks, p):
+  out, lse = _forward(q, k, v, mask, bias, sinks, p)
+  return out, (q, k, v, mask, bias, sinks, out, lse)
 
 
 def _attention_bwd(p, res, g):
-  q, k, v, mask, bias, out, lse = res
-  dq, dk, dv, dbias = _backward(q, k, v, mask, bias, out, lse, g, p)
-  return dq, dk, dv, None, dbias
+  q, k, v, mask, bias, sinks, out, lse = res
+  dq, dk, dv, dbias, dsinks = _backward(q, k, v, mask, bias, sinks, out, lse, g, p)
+  return dq, dk, dv, None, dbias, dsinks
 
 
 _attention.defvjp(_attention_fwd, _attention_bwd)
 
 
 def blocked_attention(q, k, v, d: _checks.Dims, *, mask, bias, scale, is_causal, left=UNBOUNDED,
-                      right=UNBOUNDED, block_q=None, block_k=None):
+                      right=UNBOUNDED, block_q=None, block_k=None, sinks=None, soft_cap=None):
   """Validated q [..., T, N, H], k/v [..., S, K, H|V] -> out [..., T, N, V] in v's dtype.
 
   mask/bias: validated, broadcastable to [..., N, T, S]. left/right: the visible band around the diagonal
-  (see the module docstring); is_causal sets right to 0.
+  (see the module docstring); is_causal sets right to 0. sinks: validated [N] sink logits (differentiable).
+  soft_cap: validated float; scaled scores s become soft_cap * tanh(s / soft_cap) before bias and mask.
   """
   if is_causal:
     right = min(right, 0)
@@ -411,12 +436,14 @@ def blocked_attention(q, k, v, d: _checks.Dims, *, mask, bias, scale, is_causal,
   dtype = jnp.result_type(q, k, v)
   scale = _checks.default_scale(scale, d.H)
   scale_q = jnp.finfo(dtype).bits >= 32
-  p = make_plan(d, scale=scale, scale_q=scale_q, left=left, right=right, block_q=block_q, block_k=block_k)
+  p = make_plan(d, scale=scale, scale_q=scale_q, left=left, right=right, block_q=block_q, block_k=block_k,
+                soft_cap=soft_cap)
   q = q.astype(dtype)
   if scale_q:
     q = q * jnp.asarray(scale, dtype)
   qb = to_blocks_q(q, d, p)
   kb = to_blocks_kv(k.astype(dtype), d, p)
   vb = to_blocks_kv(v.astype(dtype), d, p)
-  out = _attention(qb, kb, vb, to_blocks_mask(mask, d, p), to_blocks_mask(bias, d, p), p)
+  sinks_kg = None if sinks is None else sinks.astype(jnp.float32).reshape(d.K, d.G)
+  out = _attention(qb, kb, vb, to_blocks_mask(mask, d, p), to_blocks_mask(bias, d, p), sinks_kg, p)
   return from_blocks_q(out, d, p).astype(v.dtype)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import operator
 
 import jax.numpy as jnp
@@ -159,3 +160,24 @@ def check_key_padding_only(mask, d: Dims, variant: str):
     raise ValueError(
         f'{variant} attention supports key-padding masks broadcastable to [..., 1, 1, S] (plus is_causal); '
         f'got a mask of shape {mask.shape} that varies over queries (T={d.T}).')
+
+
+def check_soft_cap(soft_cap):
+  """The logit soft-cap as a float > 0, or None; a Python number, fixed when tracing (the kernel's plan holds it)."""
+  if soft_cap is None:
+    return None
+  if isinstance(soft_cap, bool) or not isinstance(soft_cap, numbers.Real) or not 0 < soft_cap < math.inf:
+    raise ValueError(f'logit_soft_cap must be a finite number > 0 (a Python float, fixed when tracing); '
+                     f'got {soft_cap!r}.')
+  return float(soft_cap)
+
+
+def check_sinks(sinks, d: Dims):
+  """Sink logits of shape [N] (one per query head), as a float array, or None."""
+  if sinks is None:
+    return None
+  sinks = jnp.asarray(sinks)
+  if sinks.shape != (d.N,) or not jnp.issubdtype(sinks.dtype, jnp.floating):
+    raise ValueError(f'sinks must be a float array of shape [N] = ({d.N},), one logit per query head; '
+                     f'got shape {sinks.shape} and dtype {sinks.dtype}.')
+  return sinks

@@ -7,18 +7,28 @@ the reference without importing the dispatcher that imports them.
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 
 from attention_research.attention import _checks
 from attention_research.attention.normalizers import get_normalizer
 
 
-def scores_bnts(q, k, d: _checks.Dims, scale, bias=None):
-  """Scaled float32 scores [B, N, T, S] for q [..., T, N, H], k [..., S, K, H] (grouped heads kept together)."""
+def soft_cap(s, cap):
+  """cap * tanh(s / cap) (Gemma 2's logit soft-capping); the identity for cap None."""
+  return s if cap is None else jnp.float32(cap) * jnp.tanh(s / jnp.float32(cap))
+
+
+def scores_bnts(q, k, d: _checks.Dims, scale, bias=None, logit_soft_cap=None):
+  """Scaled float32 scores [B, N, T, S] for q [..., T, N, H], k [..., S, K, H] (grouped heads kept together).
+
+  The soft-cap applies to the scaled logits q.k * scale, as in Gemma 2, and the bias is added after it: a bias
+  that acts as a soft mask (-inf entries, ALiBi slopes) would lose its effect under the cap."""
   q_btkgh = _checks.flatten_batch(q, d).reshape(d.B, d.T, d.K, d.G, d.H)
   k_bskh = _checks.flatten_batch(k, d)
   s = jnp.einsum('BTKGH,BSKH->BKGTS', q_btkgh, k_bskh, preferred_element_type=jnp.float32)
-  s = s.reshape(d.B, d.N, d.T, d.S) * jnp.float32(scale)
+  s = soft_cap(s.reshape(d.B, d.N, d.T, d.S) * jnp.float32(scale), logit_soft_cap)
   if bias is not None:
     s = s + _checks.to_bnts(bias, d).astype(jnp.float32)
   return s
@@ -31,9 +41,29 @@ def weighted_values(w_bnts, v, d: _checks.Dims):
   return _checks.unflatten_batch(out.reshape(d.B, d.T, d.N, d.V).astype(v.dtype), d)
 
 
-def attend(s_bnts, v, d: _checks.Dims, *, mask, is_causal, normalizer, return_weights):
+def normalize(s_bnts, mask_bnts, d: _checks.Dims, *, normalizer, sinks=None, sigmoid_bias=None):
+  """Weights [B, N, T, S] of float32 scores. Sinks [N] are logits of one extra key per head that has no value:
+  it joins the normalisation as a last column, which is then dropped, so the weights sum to less than 1 and a
+  row whose keys are all masked gives all its weight to the sink (zeros, as without sinks)."""
+  fn = get_normalizer(normalizer)
+  if sigmoid_bias is not None:
+    fn = functools.partial(fn, bias=sigmoid_bias)
+  if sinks is None:
+    return fn(s_bnts, mask_bnts)
+  sink = jnp.broadcast_to(sinks.astype(jnp.float32)[None, :, None, None], s_bnts.shape[:-1] + (1,))
+  if mask_bnts is None:
+    return fn(jnp.concatenate([s_bnts, sink], axis=-1))[..., :d.S]
+  mask_s1 = jnp.concatenate([jnp.broadcast_to(mask_bnts, s_bnts.shape), jnp.ones(sink.shape, bool)], axis=-1)
+  w = fn(jnp.concatenate([s_bnts, sink], axis=-1), mask_s1)[..., :d.S]
+  # Already zero for a finite sink; a sink of -inf (no sink) must not spread an empty row over masked keys.
+  return jnp.where(jnp.any(mask_bnts, axis=-1, keepdims=True), w, 0.0)
+
+
+def attend(s_bnts, v, d: _checks.Dims, *, mask, is_causal, normalizer, return_weights, sinks=None,
+           sigmoid_bias=None):
   """Scores [B, N, T, S] -> normalised weights -> output; shared by every variant that materialises scores."""
-  w = get_normalizer(normalizer)(s_bnts, _checks.merged_mask(mask, is_causal, d))
+  w = normalize(s_bnts, _checks.merged_mask(mask, is_causal, d), d, normalizer=normalizer, sinks=sinks,
+                sigmoid_bias=sigmoid_bias)
   out = weighted_values(w, v, d)
   if return_weights:
     return out, _checks.unflatten_batch(w, d)
@@ -41,8 +71,9 @@ def attend(s_bnts, v, d: _checks.Dims, *, mask, is_causal, normalizer, return_we
 
 
 def reference(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_weights=False,
-              normalizer='softmax'):
+              normalizer='softmax', sinks=None, logit_soft_cap=None, sigmoid_bias=None):
   """Materialises the full [B, N, T, S] score matrix. Validated inputs are assumed; use `dot_product`."""
   d = _checks.check_qkv(q, k, v)
-  s = scores_bnts(q, k, d, _checks.default_scale(scale, d.H), bias)
-  return attend(s, v, d, mask=mask, is_causal=is_causal, normalizer=normalizer, return_weights=return_weights)
+  s = scores_bnts(q, k, d, _checks.default_scale(scale, d.H), bias, logit_soft_cap)
+  return attend(s, v, d, mask=mask, is_causal=is_causal, normalizer=normalizer, return_weights=return_weights,
+                sinks=sinks, sigmoid_bias=sigmoid_bias)

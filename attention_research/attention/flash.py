@@ -43,7 +43,7 @@ def _cudnn(q, k, v, bias, is_causal, scale, d: _checks.Dims):
 
 
 def flash(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_weights=False,
-          block_q=None, block_k=None):
+          sinks=None, logit_soft_cap=None, block_q=None, block_k=None):
   """softmax(q k^T * scale + bias) v computed block by block with an online softmax.
 
   Args:
@@ -53,6 +53,8 @@ def flash(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_
     is_causal: query t sees keys s <= t + S - T; key blocks past the diagonal are skipped.
     scale: score scale; defaults to 1/sqrt(H).
     return_weights: also return the [..., N, T, S] weights, from the reference (materialises T x S).
+    sinks: [N] attention-sink logits (a key per head without value, see `dot_product`); differentiable.
+    logit_soft_cap: c > 0 maps the scaled logits s to c * tanh(s / c) before bias and mask (Gemma 2).
     block_q, block_k: query/key block sizes (defaults suit a CPU; lengths need not be multiples).
 
   Returns:
@@ -60,14 +62,18 @@ def flash(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_
   """
   d = _checks.check_qkv(q, k, v)
   mask, bias = _checks.check_mask_bias(mask, bias, d)
+  sinks = _checks.check_sinks(sinks, d)
+  logit_soft_cap = _checks.check_soft_cap(logit_soft_cap)
   for name, size in (('block_q', block_q), ('block_k', block_k)):
     if size is not None:
       _checks.check_int(name, size)
   if return_weights:
-    return reference(q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale, return_weights=True)
-  if _cudnn_fits(q, k, v, d, mask, bias, is_causal, block_q, block_k):
+    return reference(q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale, return_weights=True,
+                     sinks=sinks, logit_soft_cap=logit_soft_cap)
+  plain = sinks is None and logit_soft_cap is None  # what cuDNN's fused attention computes
+  if plain and _cudnn_fits(q, k, v, d, mask, bias, is_causal, block_q, block_k):
     out = _cudnn(q, k, v, bias, is_causal, scale, d)
     if out is not None:
       return out
   return _blocked.blocked_attention(q, k, v, d, mask=mask, bias=bias, scale=scale, is_causal=is_causal,
-                                    block_q=block_q, block_k=block_k)
+                                    block_q=block_q, block_k=block_k, sinks=sinks, soft_cap=logit_soft_cap)

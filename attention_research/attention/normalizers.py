@@ -2,10 +2,13 @@
 
 softmax saturates: with sharp scores it still gives every key some weight and its gradient vanishes.
 sparsemax (Martins and Astudillo 2016) and 1.5-entmax (Peters et al. 2019) give exact zeros instead.
+sigmoid (Ramapuram et al. 2024) weighs every key on its own, sigmoid(s + b), without normalising the row.
 All run in float32 and return zeros for rows whose keys are all masked.
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -98,7 +101,21 @@ def entmax15(scores, mask=None):
   return _zero_dead_rows(_entmax15(s), mask)
 
 
-NORMALIZERS = {'softmax': softmax, 'sparsemax': sparsemax, 'entmax15': entmax15}
+def sigmoid(scores, mask=None, *, bias=None):
+  """sigmoid(s + b) per key, masked entries 0 (Ramapuram et al. 2024, "Theory, Analysis, and Best Practices for
+  Sigmoid Self-Attention"). b defaults to -log(S), S the number of keys (the last axis), so that the weights of
+  a row start near a total of 1, as softmax's do; without it early training is unstable (their Section 3)."""
+  s = scores.astype(jnp.float32)
+  b = -math.log(max(s.shape[-1], 1)) if bias is None else bias
+  if mask is not None:
+    # Masked before the sigmoid, not after: a non-finite masked score then reaches neither value nor gradient.
+    s = jnp.where(mask, s, MASK_VALUE)
+  return jax.nn.sigmoid(s + jnp.asarray(b, jnp.float32))
+
+
+NORMALIZERS = {'softmax': softmax, 'sparsemax': sparsemax, 'entmax15': entmax15, 'sigmoid': sigmoid}
+# Normalisers whose weights sum to 1 over the keys; a sink logit (a key without value) only makes sense for them.
+NORMALIZING = ('softmax', 'sparsemax', 'entmax15')
 
 
 def get_normalizer(name: str):

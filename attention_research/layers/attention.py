@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -44,6 +46,11 @@ class MultiHeadAttention(nnx.Module):
     max_length: longest key length; variants whose parameters span the length require it.
     dropout_rate: dropout on the attended values (before the output projection), which every variant supports
       at its own cost, unlike dropout on a weight matrix that fast variants never form.
+    output_gate: None, 'headwise' or 'elementwise': the attention output is multiplied by sigmoid(x W_g) before
+      the output projection, x the query input, W_g [D, N] (one gate per head) or [D, N * H] (Qiu et al. 2025,
+      "Gated Attention for Large Language Models").
+    qk_norm: RMS-normalise queries and keys per head with a learned scale [H], before RoPE.
+    sinks: a learned sink logit per head, [N], passed as `sinks=` to the variant (which must take it).
     **layer_options: the variant's layer options (see variant_options); others raise ValueError.
   """
 
@@ -52,6 +59,7 @@ class MultiHeadAttention(nnx.Module):
                num_kv_heads: int | None = None, variant: str = attention.DEFAULT_VARIANT,
                variant_options: dict | None = None, use_rope: bool = False, rope_base: float = 10_000.0,
                max_length: int | None = None, dropout_rate: float = 0.0, use_bias: bool = False,
+               output_gate: str | None = None, qk_norm: bool = False, sinks: bool = False,
                dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs, **layer_options):
     qkv_features = in_features if qkv_features is None else qkv_features
     num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
@@ -95,6 +103,21 @@ class MultiHeadAttention(nnx.Module):
         setattr(self, name, kind(value))
       self.variant_param_names = tuple(values)
     self.cached_key = self.cached_value = self.cache_index = nnx.data(None)
+    self._init_refinements(output_gate, qk_norm, sinks, lin, rngs)
+
+  def _init_refinements(self, output_gate, qk_norm, sinks, lin, rngs):
+    """Output gate, query/key norm and sink logits, made after every other parameter so that they leave the
+    initial values of the others unchanged."""
+    gate_widths = {None: None, 'headwise': self.num_heads, 'elementwise': self.num_heads * self.head_dim}
+    if output_gate not in gate_widths:
+      raise ValueError(f'output_gate must be one of {list(gate_widths)}; got {output_gate!r}.')
+    self.gate = None if output_gate is None else nnx.Linear(self.in_features, gate_widths[output_gate], **lin)
+    norm = dict(epsilon=1e-6, dtype=self.dtype, param_dtype=lin['param_dtype'], rngs=rngs)
+    self.query_norm = nnx.RMSNorm(self.head_dim, **norm) if qk_norm else None
+    self.key_norm = nnx.RMSNorm(self.head_dim, **norm) if qk_norm else None
+    if sinks and 'sinks' not in inspect.signature(self.info.fn).parameters:
+      raise ValueError(f'sinks=True: attention variant {self.variant!r} takes no sinks argument.')
+    self.sink_logits = nnx.Param(jnp.zeros((self.num_heads,), lin['param_dtype'])) if sinks else None
 
   def _init_variant_params(self, key, dtype):
     return self.info.init_params(key, num_heads=self.num_heads, num_kv_heads=self.num_kv_heads,
@@ -141,6 +164,8 @@ class MultiHeadAttention(nnx.Module):
     q = self._split_heads(self.query(inputs_q), self.num_heads)
     k = self._split_heads(self.key(inputs_kv), self.num_kv_heads)
     v = self._split_heads(self.value(inputs_kv), self.num_kv_heads)
+    if self.query_norm is not None:
+      q, k = self.query_norm(q), self.key_norm(k)
     if decode:
       if self.cache_index is None:
         raise ValueError('decode=True needs init_cache(batch_size, max_length) first.')
@@ -166,6 +191,8 @@ class MultiHeadAttention(nnx.Module):
     kw = self._variant_kwargs(q, k, v, inputs_q, inputs_kv)
     if bias is not None:
       kw['bias'] = bias
+    if self.sink_logits is not None:
+      kw['sinks'] = self.sink_logits[...]
     want = capturing(self)
     if decode:
       result = self.info.decode_step(self.info.fn, q, k, v, index=index, mask=mask, return_weights=want, **kw)
@@ -174,5 +201,7 @@ class MultiHeadAttention(nnx.Module):
     out, weights = result if want else (result, None)
     if want:
       self.sow(nnx.Intermediate, NAME, weights)
+    if self.gate is not None:  # [B, T, N] or [B, T, N * H], broadcast over the head's features or matched to them
+      out = out * jax.nn.sigmoid(self.gate(inputs_q)).reshape(out.shape[:-1] + (-1,)).astype(out.dtype)
     out = self.dropout(out, deterministic=deterministic)
     return self.out(out.reshape(out.shape[:-2] + (-1,)))

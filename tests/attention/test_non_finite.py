@@ -50,6 +50,20 @@ def test_flash_propagates_non_finite_inputs_like_the_reference(case):
     np.testing.assert_array_equal(jnp.isnan(g), jnp.isnan(g_ref), err_msg=f'NaN pattern of the gradient of {name}')
 
 
+@pytest.mark.parametrize('case', ['nan_query', 'nan_value'])
+def test_flash_with_sinks_and_soft_cap_propagates_nan_like_the_reference(case):
+  q, k, v, _ = _case(case)
+  opts = dict(sinks=jnp.linspace(-1.0, 1.0, 4), logit_soft_cap=5.0)
+  flash = lambda q, k, v, b: attention.flash(q, k, v, block_q=16, block_k=16, **opts)
+  ref = lambda q, k, v, b: attention.dot_product(q, k, v, implementation='reference', **opts)
+  out, grads = _out_and_grads(flash, q, k, v, None)
+  out_ref, grads_ref = _out_and_grads(ref, q, k, v, None)
+  assert bool(jnp.any(jnp.isnan(out_ref)))
+  np.testing.assert_allclose(out, out_ref, atol=1e-5, rtol=1e-5)
+  for name, g, g_ref in zip('qkv', grads, grads_ref):
+    np.testing.assert_array_equal(jnp.isnan(g), jnp.isnan(g_ref), err_msg=f'NaN pattern of the gradient of {name}')
+
+
 def test_flash_masked_rows_stay_zero_next_to_nan_rows():
   q, k, v, _ = _case('nan_query')
   mask = jnp.ones((2, 1, T, S), bool).at[:, :, 3].set(False)

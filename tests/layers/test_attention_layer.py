@@ -110,3 +110,59 @@ def test_layer_options_route_to_the_variant_and_unknown_ones_raise():
   np.testing.assert_allclose(as_kwarg(x_input()), in_options(x_input()))
   with pytest.raises(ValueError, match='rank'):
     layers.MultiHeadAttention(4, D, rank=3, rngs=nnx.Rngs(0))
+
+
+def _ungated_and(**kw):
+  return layers.MultiHeadAttention(4, D, rngs=nnx.Rngs(0)), layers.MultiHeadAttention(4, D, rngs=nnx.Rngs(0), **kw)
+
+
+@pytest.mark.parametrize('gate, width', [('headwise', 4), ('elementwise', D)])
+def test_output_gate_multiplies_the_attention_output_by_a_sigmoid_of_the_query_input(gate, width):
+  plain, gated = _ungated_and(output_gate=gate)
+  assert gated.gate.kernel.shape == (D, width)  # [D, N] or [D, N * H]
+  x = x_input()
+  assert not np.allclose(gated(x), plain(x), atol=1e-3)
+  gated.gate.kernel[...] = jnp.zeros_like(gated.gate.kernel[...])  # sigmoid(0) = 1/2 on every head and feature
+  np.testing.assert_allclose(gated(x), 0.5 * plain(x), atol=1e-6)
+
+
+def test_qk_norm_has_a_scale_per_head_feature_and_ignores_the_projection_scale():
+  plain, normed = _ungated_and(qk_norm=True)
+  assert normed.query_norm.scale.shape == normed.key_norm.scale.shape == (D // 4,)
+  x = x_input()
+  assert not np.allclose(normed(x), plain(x), atol=1e-3)
+  before = normed(x)
+  for proj in (normed.query, normed.key):  # RMS normalisation undoes any scale of the projections
+    proj.kernel[...] = 3.0 * proj.kernel[...]
+  np.testing.assert_allclose(normed(x), before, atol=1e-5)
+
+
+def test_sinks_are_a_logit_per_head_that_takes_attention_mass():
+  plain, sunk = _ungated_and(sinks=True)
+  assert sunk.sink_logits.shape == (4,)
+  x = x_input()
+  assert not np.allclose(sunk(x, is_causal=True), plain(x, is_causal=True), atol=1e-3)
+  sunk.sink_logits[...] = jnp.full((4,), -1e30)  # a sink of probability zero: plain attention
+  np.testing.assert_allclose(sunk(x, is_causal=True), plain(x, is_causal=True), atol=1e-6)
+  grads = nnx.grad(lambda m: jnp.sum(m(x) ** 2))(layers.MultiHeadAttention(4, D, sinks=True, rngs=nnx.Rngs(0)))
+  assert float(jnp.abs(grads['sink_logits'][...]).max()) > 0
+
+
+def test_every_option_together_decodes_like_the_full_causal_pass():
+  layer = layers.MultiHeadAttention(4, D, num_kv_heads=2, use_rope=True, output_gate='headwise', qk_norm=True,
+                                    sinks=True, rngs=nnx.Rngs(0))
+  layer.sink_logits[...] = jnp.arange(4.0)
+  x = x_input()
+  full = layer(x, is_causal=True)
+  layer.init_cache(B, T)
+  steps = [layer(x[:, t:t + 1], decode=True) for t in range(T)]
+  np.testing.assert_allclose(jnp.concatenate(steps, axis=1), full, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(output_gate='channelwise'), 'output_gate'),
+    (dict(variant='linear', sinks=True), 'sinks'),
+])
+def test_bad_refinement_options_raise(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    layers.MultiHeadAttention(4, D, rngs=nnx.Rngs(0), **kwargs)
