@@ -7,11 +7,11 @@ import inspect
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from flax.core import FrozenDict
 
 from attention_research import attention
 from attention_research.attention import positional
 from attention_research.layers.capture import NAME, capturing
+from attention_research.layers.options import freeze_options
 
 
 class RandomFeatures(nnx.Variable):
@@ -76,8 +76,8 @@ class MultiHeadAttention(nnx.Module):
                        f'variant_options.')
     moved, fn_options = self.info.split_options(variant_options)
     # Hashable: the options are static in the graph definition, which jit caches key on.
-    self.variant_options = FrozenDict(fn_options)
-    self.layer_options = FrozenDict({**moved, **layer_options})
+    self.variant_options = freeze_options(fn_options, 'variant_options')
+    self.layer_options = freeze_options({**moved, **layer_options}, 'layer_options')
     self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
     self.head_dim = H = qkv_features // num_heads
     self.in_features = in_features

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,26 +37,10 @@ from attention_research import attention as attention_lib
 from attention_research.layers import AdditiveAttention, LearnedPositionEmbedding, TransformerBlock
 from attention_research.layers.capture import NAME, capture_attention, sow_if_capturing
 from attention_research.models import decoding
+from attention_research.models._checks import check_positive, freeze_options
 
 ENCODERS = ('conv', 'patch')
 DECODERS = ('lstm', 'transformer')
-
-
-def _check_positive(name, value):
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f'{name} must be a positive int; got {value!r}.')
-
-
-def _as_options(name, value) -> tuple[tuple[str, Any], ...]:
-  """Variant options as sorted (key, value) pairs: hashable, so the config can be static under jit."""
-  if value is None:
-    return ()
-  items = value.items() if isinstance(value, Mapping) else value
-  try:
-    items = [(str(k), tuple(v) if isinstance(v, list) else v) for k, v in items]
-  except (TypeError, ValueError) as e:
-    raise ValueError(f'{name} must be a mapping of variant options; got {value!r}.') from e
-  return tuple(sorted(items))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +74,9 @@ class CaptionerConfig:
   def __post_init__(self):
     for name in ('vocab_size', 'image_size', 'channels', 'grid', 'feature_size', 'embed_size', 'hidden_size',
                  'num_layers', 'num_heads', 'max_length'):
-      _check_positive(name, getattr(self, name))
+      check_positive(name, getattr(self, name))
     for name in ('attention_size', 'mlp_dim'):
-      if getattr(self, name) is not None:
-        _check_positive(name, getattr(self, name))
+      check_positive(name, getattr(self, name), allow_none=True)
     if self.encoder not in ENCODERS:
       raise ValueError(f'unknown encoder {self.encoder!r}; known: {ENCODERS}.')
     if self.decoder not in DECODERS:
@@ -124,9 +107,9 @@ class CaptionerConfig:
         raise ValueError(f'{name}={value!r} must be an int in [0, vocab_size={self.vocab_size}).')
     if len(set(ids.values())) != 3:
       raise ValueError(f'pad_id, bos_id and eos_id must differ; got {ids}.')
-    object.__setattr__(self, 'attention_options', _as_options('attention_options', self.attention_options))
+    object.__setattr__(self, 'attention_options', freeze_options(self.attention_options, 'attention_options'))
     object.__setattr__(self, 'self_attention_options',
-                       _as_options('self_attention_options', self.self_attention_options))
+                       freeze_options(self.self_attention_options, 'self_attention_options'))
 
   @property
   def num_regions(self) -> int:
@@ -289,8 +272,8 @@ class Captioner(nnx.Module):
     regions, 0 after EOS). L = max_length, default cfg.max_length.
     """
     max_length = self.cfg.max_length if max_length is None else max_length
-    _check_positive('max_length', max_length)
-    _check_positive('beam_size', beam_size)
+    check_positive('max_length', max_length)
+    check_positive('beam_size', beam_size)
     if self.cfg.decoder == 'transformer' and max_length > self.cfg.max_length:
       raise ValueError(f'max_length={max_length} exceeds the position table of cfg.max_length='
                        f'{self.cfg.max_length}.')

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from attention_research.models._checks import check_positive
+
 NEG_INF = -1.0e9
 StepFn = Callable[[jax.Array, Any], tuple[jax.Array, Any]]
 
@@ -123,11 +125,6 @@ InitFn = Callable[..., Any]  # (model, *args, max_length, **options) -> state wi
 ModelStepFn = Callable[[Any, jax.Array, Any], tuple[jax.Array, Any]]  # (model, tokens [R], state) -> (logp, state)
 
 
-def _check_positive(name, value):
-  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-    raise ValueError(f'{name} must be a positive int; got {value!r}.')
-
-
 def search(model: nnx.Module, init: InitFn, step: ModelStepFn, *args, beam_size: int, max_length: int,
            bos_id: int, eos_id: int, alpha: float = 0.6, excluded: Sequence[int] = (0,),
            options: Mapping[str, Hashable] | None = None, return_state: bool = False):
@@ -146,8 +143,8 @@ def search(model: nnx.Module, init: InitFn, step: ModelStepFn, *args, beam_size:
   Token 0 and `excluded` tokens are never emitted. Returns tokens [B, max_length] (EOS then 0-padding), and
   with return_state (greedy only) also the final state.
   """
-  _check_positive('beam_size', beam_size)
-  _check_positive('max_length', max_length)
+  check_positive('beam_size', beam_size)
+  check_positive('max_length', max_length)
   if return_state and beam_size != 1:
     raise ValueError(f'return_state needs greedy search (beam_size=1); got beam_size={beam_size}: beam search '
                      f'keeps no single final state.')

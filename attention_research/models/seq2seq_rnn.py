@@ -32,6 +32,7 @@ from flax import nnx
 from attention_research.layers import LUONG_SCORES, AdditiveAttention, LuongAttention
 from attention_research.layers.capture import NAME, capture_attention, sow_if_capturing
 from attention_research.models import decoding
+from attention_research.models._checks import check_positive
 
 CELLS = ('gru', 'lstm')
 ATTENTIONS = ('bahdanau', 'luong')
@@ -56,10 +57,9 @@ class RNNSeq2SeqConfig:
 
   def __post_init__(self):
     for name in ('vocab_size', 'embed_size', 'hidden_size'):
-      _check_positive(name, getattr(self, name))
+      check_positive(name, getattr(self, name))
     for name in ('target_vocab_size', 'attention_size'):
-      if getattr(self, name) is not None:
-        _check_positive(name, getattr(self, name))
+      check_positive(name, getattr(self, name), allow_none=True)
     if self.cell not in CELLS:
       raise ValueError(f'unknown cell {self.cell!r}; known: {CELLS}.')
     if self.attention not in ATTENTIONS:
@@ -73,11 +73,6 @@ class RNNSeq2SeqConfig:
   @property
   def target_vocab(self) -> int:
     return self.vocab_size if self.target_vocab_size is None else self.target_vocab_size
-
-
-def _check_positive(name, value):
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f'{name} must be a positive int; got {value!r}.')
 
 
 def _check_special_ids(pad_id, bos_id, eos_id, vocab_size):

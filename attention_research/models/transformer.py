@@ -25,6 +25,7 @@ from flax.core import FrozenDict
 from attention_research import attention, layers
 from attention_research.attention import positional as pos_lib
 from attention_research.models import decoding
+from attention_research.models._checks import check_positive, freeze_options
 
 # Options that configure the MultiHeadAttention layer whatever the variant; each variant adds its own
 # (attention.get(name).layer_options).
@@ -34,22 +35,9 @@ HEADS = ('pool', 'tagging')
 BIAS_SCHEMES = ('alibi', 'relative')
 
 
-def freeze_options(options) -> FrozenDict:
-  """Variant options as a hashable mapping (configs are static in NNX graph definitions)."""
-  options = {} if options is None else dict(options)
-  return FrozenDict({k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
-
-
 def takes_bias(variant: str) -> bool:
   """Variants restricted to key-padding masks have no score matrix to add a bias to."""
   return attention.get(variant).masks == 'full'
-
-
-def _positive(name, value, allow_none=False):
-  if value is None and allow_none:
-    return
-  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-    raise ValueError(f'{name} must be a positive int; got {value!r}.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,11 +91,11 @@ class TransformerConfig:
     attention.get(self.attention)
     attention.check_cross(self.cross_variant)
     for name in ('d_model', 'num_heads', 'max_length', 'relative_buckets', 'relative_max_distance'):
-      _positive(name, getattr(self, name))
+      check_positive(name, getattr(self, name))
     for name in ('num_encoder_layers', 'num_decoder_layers'):
-      _positive(name, getattr(self, name))
+      check_positive(name, getattr(self, name))
     for name in ('vocab_size', 'target_vocab_size', 'num_kv_heads', 'mlp_dim', 'num_classes'):
-      _positive(name, getattr(self, name), allow_none=True)
+      check_positive(name, getattr(self, name), allow_none=True)
     if self.d_model % self.num_heads:
       raise ValueError(f'd_model={self.d_model} is not divisible by num_heads={self.num_heads}.')
     if self.num_heads % self.kv_heads:
@@ -452,7 +440,7 @@ class DecoderLM(_TokenDecoder):
     B, P = prompt.shape
     if P < 1:
       raise ValueError(f'generate needs a prompt of at least one token (e.g. BOS); got shape {prompt.shape}.')
-    _positive('max_new_tokens', max_new_tokens)
+    check_positive('max_new_tokens', max_new_tokens)
     length = P - 1 + max_new_tokens
     _check_generation_length(self.cfg, length)
     new = self._generate(prompt[:, :-1], prompt[:, -1], {}, max_length=max_new_tokens, beam_size=beam_size,

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.core import FrozenDict
 
-from attention_research.models.transformer import POOLINGS, TransformerConfig, TransformerStack, freeze_options
+from attention_research.models._checks import check_positive, freeze_options
+from attention_research.models.transformer import POOLINGS, TransformerConfig, TransformerStack
 
 PATCH_EMBEDDINGS = ('conv', 'linear')
 
@@ -54,9 +55,7 @@ class ViTConfig:
     if image[0] % patch[0] or image[1] % patch[1]:
       raise ValueError(f'patch_size={patch} does not divide image_size={image}.')
     for name in ('channels', 'num_classes'):
-      value = getattr(self, name)
-      if not isinstance(value, int) or value < 1:
-        raise ValueError(f'{name} must be a positive int; got {value!r}.')
+      check_positive(name, getattr(self, name))
     if self.pooling not in POOLINGS:
       raise ValueError(f'unknown pooling {self.pooling!r}; known: {POOLINGS}.')
     if self.patch_embedding not in PATCH_EMBEDDINGS:

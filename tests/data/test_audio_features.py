@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from attention_research.data import audio_features
+from attention_research.layers import audio_frontend
 
 
 def _tf_log_mel(x, *, sample_rate, frame_length, frame_step, fft_length, num_mel_bins, lower, upper, power):
@@ -29,7 +29,7 @@ def _speech_like(n, seed=0):
 ])
 def test_matches_tf_signal(params):
   x = np.stack([_speech_like(16000), 0.05 * _speech_like(16000, seed=1)])
-  ours = jax.jit(lambda w: audio_features.log_mel_spectrogram(
+  ours = jax.jit(lambda w: audio_frontend.log_mel_spectrogram(
       w, sample_rate=params['sample_rate'], frame_length=params['frame_length'], frame_step=params['frame_step'],
       fft_length=params['fft_length'], num_mel_bins=params['num_mel_bins'], lower_edge_hertz=params['lower'],
       upper_edge_hertz=params['upper'], power=params['power']))(x)
@@ -40,7 +40,7 @@ def test_matches_tf_signal(params):
 
 def test_on_spoken_digits_audio(build):
   batch = next(build('spoken_digits').task.batches('train', batch_size=2))
-  ours = np.asarray(audio_features.log_mel_spectrogram(batch['audio']))
+  ours = np.asarray(audio_frontend.log_mel_spectrogram(batch['audio']))
   reference = _tf_log_mel(batch['audio'], sample_rate=16000, frame_length=400, frame_step=160, fft_length=512,
                           num_mel_bins=80, lower=20., upper=7600., power=1.0)
   np.testing.assert_allclose(ours, reference, atol=1e-4, rtol=1e-4)
@@ -50,13 +50,13 @@ def test_num_frames():
   for n in (0, 399, 400, 401, 560, 16000):
     x = np.zeros(max(n, 1), np.float32)
     expected = tf.signal.stft(x, 400, 160, 512).shape[0] if n >= 400 else 0
-    assert audio_features.num_frames(n) == expected
+    assert audio_frontend.num_frames(n) == expected
   lengths = np.asarray([400, 16000, 10])
-  assert audio_features.num_frames(lengths).tolist() == [1, 98, 0]
-  assert np.asarray(jax.jit(audio_features.num_frames)(lengths)).tolist() == [1, 98, 0]
+  assert audio_frontend.num_frames(lengths).tolist() == [1, 98, 0]
+  assert np.asarray(jax.jit(audio_frontend.num_frames)(lengths)).tolist() == [1, 98, 0]
 
 
 def test_module_does_not_import_tensorflow():
-  with open(audio_features.__file__) as f:
+  with open(audio_frontend.__file__) as f:
     source = f.read()
   assert 'import tensorflow' not in source and 'from tensorflow' not in source

@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from attention_research import attention, layers
-from attention_research.data import audio_features
+from attention_research.layers import audio_frontend
 from attention_research.models import asr, ctc
 
 N = 4800  # 0.3 s at 16 kHz
@@ -282,14 +282,14 @@ def test_subsampled_frame_lengths(encoder):
     audio = np.zeros((4, total), np.float32)
     memory, frame_lengths = jax.eval_shape(lambda s, a, l: nnx.merge(graphdef, s).encode(a, l), state, audio,
                                            lengths)
-    n = audio_features.num_frames(total)
+    n = audio_frontend.num_frames(total)
     assert memory.shape == (4, ((n - 1) // 2 - 1) // 2, cfg.d_model) == (4, cfg.encoder_frames(total), 32)
     got = model.encode(audio, lengths)[1] if total == 4800 else None
     if got is not None:
-      want = [((audio_features.num_frames(int(m)) - 1) // 2 - 1) // 2 for m in lengths]
+      want = [((audio_frontend.num_frames(int(m)) - 1) // 2 - 1) // 2 for m in lengths]
       np.testing.assert_array_equal(got, want)
   # 0.3 s: 28 feature frames (25 ms windows every 10 ms) -> 13 -> 6 encoder frames.
-  assert (audio_features.num_frames(4800), asr.subsampled_length(28), cfg.encoder_frames(4800)) == (28, 6, 6)
+  assert (audio_frontend.num_frames(4800), asr.subsampled_length(28), cfg.encoder_frames(4800)) == (28, 6, 6)
   np.testing.assert_array_equal(asr.subsampled_length(np.array([7, 8, 10, 11, 3])), [1, 1, 1, 2, 0])
 
 

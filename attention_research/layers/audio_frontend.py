@@ -1,6 +1,6 @@
-"""Log-mel spectrograms in jax.numpy, matching tf.signal, usable inside jit.
+"""The speech front end: log-mel spectrograms in jax.numpy, matching tf.signal, usable inside jit.
 
-No TensorFlow here: ASR models call this on device inside their jitted step.
+No TensorFlow here: ASR models call this on device inside their jitted step (data code may import it too).
 The definition is tf.signal's: a periodic Hann window, frames without end
 padding, |rfft| (to the power `power`), the triangular HTK-mel filterbank of
 `tf.signal.linear_to_mel_weight_matrix`, then log(mel + log_offset).
