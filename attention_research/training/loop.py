@@ -42,6 +42,9 @@ RESUMABLE_FIELDS = ('name', 'compare.', 'train.steps', 'train.log_every', 'train
                     'train.checkpoint_every', 'train.keep_checkpoints', 'train.restart', 'train.allow_changes',
                     'data.data_dir', 'data.eval_split', 'data.test_split', 'data.eval_batch_size',
                     'data.eval_examples')
+# A checkpoint whose parameters give a loss this many times the loss of the untrained model (the run's first
+# step) has diverged, though finite: it is discarded rather than committed, so that it is never resumed.
+DIVERGED_LOSS_FACTOR = 10.0
 WORKDIR_OUTPUTS = ('checkpoints', 'metrics.jsonl', 'tb', 'result.json', 'config.json')
 
 
@@ -90,6 +93,17 @@ def check_workdir(workdir: str, cfg: ExperimentConfig, labels: list[str], vmap: 
                      '\nUse another --workdir, start over with --config.train.restart=True, or resume with '
                      'optimiser fields changed on purpose with --config.train.allow_changes=optim.<field>,...')
   return [lines[k] for k in differ]
+
+
+def _with_hyperparams(opt_state, fresh, names: Sequence[str]):
+  """The restored optimiser state with the named injected hyperparameters taken from the config's fresh state.
+
+  inject_hyperparams keeps them in the state, so a changed learning rate would otherwise be overwritten by the
+  checkpoint's on resume.
+  """
+  if not names or not hasattr(opt_state, 'hyperparams'):
+    return opt_state
+  return opt_state._replace(hyperparams={**opt_state.hyperparams, **{k: fresh.hyperparams[k] for k in names}})
 
 
 def clear_workdir(workdir: str):
@@ -273,7 +287,10 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
     raise
   start = resumed_from = restored[0] if restored else None
   if restored is not None:
+    fresh_opt_state = state.opt_state
     _, state, data_states, meta = restored
+    changed = [f.split('.', 1)[1] for f in cfg.train.allowed_changes if f.split('.', 1)[1] in optim.SWEEPABLE]
+    state = state.replace(opt_state=_with_hyperparams(state.opt_state, fresh_opt_state, changed))
     if start > total:
       ckpt.close()
       raise ValueError(f'{workdir} holds a checkpoint at step {start}, beyond config.train.steps={total}; '
@@ -289,6 +306,9 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
   writer.truncate_after(start)
   last_saved = last_good = resumed_from
   uncommitted = None  # a saved step waiting for the loss of its parameters
+  first_loss = None  # per member: the loss of the untrained model, the yardstick of divergence
+  if restored and meta.get('first_loss') is not None:
+    first_loss = np.asarray(meta['first_loss'], np.float64)
 
   def model_of(i: int):
     s = jax.tree.map(lambda x: x[i], state) if vmap else state
@@ -300,14 +320,15 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
 
   def non_finite(what: str) -> NonFiniteLossError:
     where = (f'the last good checkpoint is step {last_good} in {ckpt.directory}' if last_good is not None
-             else 'no checkpoint had been saved yet')
+             else 'no checkpoint that resumes was saved (rerun from the start)')
     return NonFiniteLossError(
         f'{what}; stopped. {where}. Lower optim.learning_rate, enable optim.grad_clip_norm or add warmup, then '
         'rerun (resume with --config.train.allow_changes=optim.learning_rate,... or start over with '
         '--config.train.restart=True).')
 
   def save(at: int, commit: bool):
-    meta = {'members': labels, 'step': at, 'config': cfg.model_dump()}
+    meta = {'members': labels, 'step': at, 'config': cfg.model_dump(), 
+            'first_loss': None if first_loss is None else first_loss.tolist()}
     try:
       ckpt.save(at, state, [it.get_state() for it in iters], json.loads(json.dumps(meta, default=str)),
                 commit=commit)
@@ -329,15 +350,27 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
       state, metrics = train_step(state, batch)
       step += 1
       pending.append((step, metrics))
+      if step == 1:
+        first_loss = np.atleast_1d(np.asarray(jax.device_get(metrics['loss']), np.float64))
       if uncommitted is not None:  # this step's loss was computed from the parameters it holds
-        losses = np.atleast_1d(np.asarray(jax.device_get(metrics['loss'])))
+        losses = np.atleast_1d(np.asarray(jax.device_get(metrics['loss']), np.float64))
         if not np.isfinite(losses).all():
           ckpt.discard(uncommitted)
           i = int(np.argmin(np.isfinite(losses)))
           raise non_finite(f'training loss became {losses[i]} at step {step} (member {labels[i]}), so the '
                            f'checkpoint of step {uncommitted} was discarded')
-        ckpt.commit(uncommitted)
-        last_good, uncommitted = uncommitted, None
+        diverged = (np.zeros_like(losses, bool) if first_loss is None
+                    else (first_loss > 0) & (losses > DIVERGED_LOSS_FACTOR * first_loss))
+        if diverged.any():
+          i = int(np.argmax(diverged))
+          ckpt.discard(uncommitted)
+          writers.log(f'the loss from the parameters of step {uncommitted} is {losses[i]:.4g} (member {labels[i]}), '
+                      f'over {DIVERGED_LOSS_FACTOR:g}x the first step\'s {first_loss[i]:.4g}: the run is diverging, '
+                      'its checkpoint is discarded.', quiet)
+        else:
+          ckpt.commit(uncommitted)
+          last_good = uncommitted
+        uncommitted = None
       if step == start + 1:
         jax.block_until_ready(metrics)
         progress.start(step)
