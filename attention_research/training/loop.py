@@ -35,6 +35,10 @@ class NonFiniteLossError(RuntimeError):
   """The training loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 
+class WorkdirError(ValueError):
+  """The workdir holds a run that this config cannot resume (another config, other members, more steps)."""
+
+
 # Fields that may differ between a run and the workdir it resumes: how long to train on (the learning-rate
 # schedule is then laid over the new number of steps), how often to log / evaluate / save, and what and where
 # to evaluate. Every other field changes what the checkpoints mean and is refused.
@@ -75,10 +79,10 @@ def check_workdir(workdir: str, cfg: ExperimentConfig, labels: list[str], vmap: 
     with open(path) as f:
       saved = json.load(f)
   except (OSError, ValueError) as e:
-    raise ValueError(f'{path} is unreadable ({type(e).__name__}: {e}), so {workdir} cannot be resumed safely; '
+    raise WorkdirError(f'{path} is unreadable ({type(e).__name__}: {e}), so {workdir} cannot be resumed safely; '
                      'start over with --config.train.restart=True or use another --workdir.') from e
   if saved.get('members') != labels:
-    raise ValueError(f'{workdir} holds a run of members {saved.get("members")}, not {labels}; '
+    raise WorkdirError(f'{workdir} holds a run of members {saved.get("members")}, not {labels}; '
                      'use another --workdir.')
   old = _flat(saved.get('config', {}))
   new = _flat(json.loads(json.dumps(cfg.model_dump(), default=str)))
@@ -88,7 +92,7 @@ def check_workdir(workdir: str, cfg: ExperimentConfig, labels: list[str], vmap: 
   allowed = set(cfg.train.allowed_changes)
   refused = [k for k in differ if not k.startswith(RESUMABLE_FIELDS) and k not in allowed]
   if refused:
-    raise ValueError(f'{workdir} holds a run of another config, so it cannot be resumed; these fields differ:\n  ' +
+    raise WorkdirError(f'{workdir} holds a run of another config, so it cannot be resumed; these fields differ:\n  ' +
                      '\n  '.join(lines[k] for k in refused) +
                      '\nUse another --workdir, start over with --config.train.restart=True, or resume with '
                      'optimiser fields changed on purpose with --config.train.allow_changes=optim.<field>,...')
@@ -293,11 +297,11 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
     state = state.replace(opt_state=_with_hyperparams(state.opt_state, fresh_opt_state, changed))
     if start > total:
       ckpt.close()
-      raise ValueError(f'{workdir} holds a checkpoint at step {start}, beyond config.train.steps={total}; '
+      raise WorkdirError(f'{workdir} holds a checkpoint at step {start}, beyond config.train.steps={total}; '
                        'use another --workdir or --config.train.restart=True.')
     if meta.get('members') != labels:
       ckpt.close()
-      raise ValueError(f'{workdir} holds a run of members {meta.get("members")}, not {labels}; '
+      raise WorkdirError(f'{workdir} holds a run of members {meta.get("members")}, not {labels}; '
                        'use another --workdir.')
     for it, s in zip(iters, data_states):
       it.set_state(s)
