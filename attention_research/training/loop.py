@@ -8,7 +8,8 @@ position) and ends with the same metrics as an uninterrupted run. Before anythin
 its config.json is compared with the config: a difference outside RESUMABLE_FIELDS is refused, listing the
 fields (config.train.restart=True starts over on purpose; config.train.allow_changes resumes with named
 optimiser fields changed). A periodic checkpoint is committed only once the next step's loss, computed from
-its parameters, is finite, so the checkpoint a NonFiniteLossError names resumes.
+its parameters, is finite and under DIVERGED_LOSS_FACTOR times the first step's (finite parameters of 1e10 are
+no better than NaN), so the checkpoint a NonFiniteLossError names resumes.
 """
 
 from __future__ import annotations
