@@ -4,16 +4,22 @@ r"""Train and evaluate one config; a rerun with the same --workdir resumes from 
   python -m experiments.train --config=configs/translation.py:smoke --workdir=/tmp/t --config.train.steps=50
   python -m experiments.train --config=configs/translation.py --workdir=runs/translation --plot   # + <workdir>/plots
 
+A rerun refuses a config that differs from the workdir's config.json (listing the fields); training further
+(--config.train.steps), logging, evaluation and checkpoint frequencies may differ. --config.train.restart=True
+starts the workdir over; --config.train.allow_changes=optim.learning_rate resumes with a changed optimiser field
+(e.g. after a non-finite loss). A damaged checkpoint is named, set aside, and the newest intact one resumed.
+
 Multi-host: add --coordinator_address=host:port --num_processes=N --process_id=i on every host.
 """
 
 import os
+import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from attention_research.training import loop, plots, sharding
+from attention_research.training import checkpoint, loop, plots, sharding
 from attention_research.training.config import ExperimentConfig
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'configs/<task>.py[:options]', lock_config=True)
@@ -32,7 +38,10 @@ def main(argv):
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; progress goes to stdout
   sharding.maybe_initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  result = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    result = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (loop.WorkdirError, loop.NonFiniteLossError, checkpoint.CheckpointError) as e:
+    sys.exit(f'error: {e}')  # the message says what to do; a traceback would only bury it
   print(f'final metrics: {result.final_metrics[0]}')
   if _PLOT.value and jax.process_index() == 0:  # one writer of the shared workdir
     split = ExperimentConfig.from_config_dict(_CONFIG.value).data.test_split

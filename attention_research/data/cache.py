@@ -1,9 +1,13 @@
 """Preparing built-in datasets in a data_dir, and refusing corrupt caches.
 
 After a build, a manifest of file digests is written beside the tfds files.
-A later load re-checks it; a mismatch, an unreadable dataset_info.json or a
-record that fails its CRC is reported as an error naming the directory, and
-the dataset is rebuilt from its seed instead of being used silently.
+A later load re-checks it; a mismatch, a missing or unreadable
+dataset_info.json, a tfrecord shard whose record count differs from the one
+dataset_info.json records (a file cut at a record boundary passes every CRC),
+or a record that fails its CRC is reported as an error naming the file, and
+the dataset is rebuilt from its seed instead of being used silently. A cache
+without a manifest (prepared by `tfds build`, or a lost manifest) gets one only
+after its record counts validate.
 """
 
 from __future__ import annotations
@@ -43,6 +47,45 @@ def _files(directory: str) -> list[str]:
   return sorted(f for f in os.listdir(directory) if f != MANIFEST and os.path.isfile(os.path.join(directory, f)))
 
 
+def _count_records(path: str) -> int:
+  """Records in a tfrecord file, walking the length headers; a file that ends inside a record is corrupt."""
+  count, size = 0, os.path.getsize(path)
+  with open(path, 'rb') as f:
+    while (offset := f.tell()) < size:
+      header = f.read(8)
+      if len(header) < 8:
+        raise CorruptCacheError(f'{path} ends inside the header of record {count} (byte {offset}).')
+      end = offset + 12 + int.from_bytes(header, 'little') + 4  # length, its CRC, the data, the data's CRC
+      if end > size:
+        raise CorruptCacheError(f'{path} ends inside record {count} (byte {offset} of {size}).')
+      f.seek(end)
+      count += 1
+  return count
+
+
+def check_record_counts(directory: str) -> None:
+  """Every split's shards exist and hold the number of records dataset_info.json says they do."""
+  info_path = os.path.join(directory, 'dataset_info.json')
+  try:
+    with open(info_path) as f:
+      info = json.load(f)
+  except FileNotFoundError as e:
+    raise CorruptCacheError(f'{info_path} is missing.') from e
+  except (OSError, json.JSONDecodeError) as e:
+    raise CorruptCacheError(f'{info_path} is unreadable: {e}') from e
+  for split in info.get('splits', []):
+    lengths = [int(n) for n in split.get('shardLengths', [])]
+    shards = sorted(f for f in _files(directory) if f'-{split["name"]}.tfrecord-' in f)
+    if len(shards) != len(lengths):
+      raise CorruptCacheError(f'{directory}: split {split["name"]!r} has shards {shards}, but {info_path} '
+                              f'lists {len(lengths)}.')
+    for shard, expected in zip(shards, lengths):
+      found = _count_records(os.path.join(directory, shard))
+      if found != expected:
+        raise CorruptCacheError(f'{os.path.join(directory, shard)} holds {found} records, {info_path} '
+                                f'records {expected}.')
+
+
 def write_manifest(directory: str) -> None:
   manifest = {f: _digest(os.path.join(directory, f)) for f in _files(directory)}
   tmp = os.path.join(directory, MANIFEST + '.tmp')
@@ -54,7 +97,9 @@ def write_manifest(directory: str) -> None:
 def check_manifest(directory: str) -> None:
   path = os.path.join(directory, MANIFEST)
   if not os.path.exists(path):
-    # Prepared outside load_task (e.g. `tfds build`): trust it once, then guard it.
+    # Prepared outside load_task (e.g. `tfds build`) or the manifest was lost: guard it from now on, but only
+    # after its records are counted, so that a manifest is never written over a damaged cache.
+    check_record_counts(directory)
     write_manifest(directory)
     return
   try:
@@ -69,6 +114,7 @@ def check_manifest(directory: str) -> None:
   changed = sorted(f for f, digest in manifest.items() if _digest(os.path.join(directory, f)) != digest)
   if changed:
     raise CorruptCacheError(f'{directory}: {changed} differ from the digests recorded when it was built.')
+  check_record_counts(directory)  # also guards a manifest written by hand or by an older version
 
 
 def _variant_dir(data_dir: str, name: str, config) -> str:
@@ -106,6 +152,11 @@ def read_splits(builder, batch_size: int = 4096) -> dict[str, dict[str, list]]:
 
 
 def _load(name: str, config, data_dir: str):
+  variant = _variant_dir(data_dir, name, config)
+  if os.path.isdir(variant):
+    # Before tfds looks at it: without dataset_info.json tfds prepares again into the same directory and
+    # leaves the dataset's metadata (vocabularies, lengths) unread.
+    check_manifest(variant)
   try:
     # tfds reads dataset_info.json here when it finds a prepared directory.
     builder = tfds.builder(name, config=config, data_dir=data_dir)
@@ -120,8 +171,8 @@ def _load(name: str, config, data_dir: str):
   check_manifest(str(builder.data_path))
   try:
     examples = read_splits(builder)
-  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-    raise CorruptCacheError(f'a record could not be read: {e}') from e
+  except tf.errors.OpError as e:  # DataLoss (CRC), InvalidArgument (parse), FailedPrecondition (counts)
+    raise CorruptCacheError(f'a record could not be read: {type(e).__name__}: {e}') from e
   return builder, examples
 
 

@@ -92,6 +92,12 @@ class TrainConfig:
   eval_every: int = 0  # 0: evaluate only at the end
   checkpoint_every: int = 0  # 0: only the final checkpoint
   keep_checkpoints: int = 3
+  # A rerun in a workdir that holds checkpoints resumes them, and refuses a config that differs from the
+  # workdir's config.json (see loop.RESUMABLE_FIELDS for the fields that may differ). restart=True deletes the
+  # workdir's checkpoints and metrics and starts over; allow_changes='optim.learning_rate,...' resumes with
+  # those optimiser fields changed on purpose (e.g. after a non-finite loss).
+  restart: bool = False
+  allow_changes: str = ''
 
   def __post_init__(self):
     _int('train.steps', self.steps, 1)
@@ -100,6 +106,20 @@ class TrainConfig:
     _int('train.eval_every', self.eval_every, 0)
     _int('train.checkpoint_every', self.checkpoint_every, 0)
     _int('train.keep_checkpoints', self.keep_checkpoints, 1)
+    if not isinstance(self.restart, bool):
+      _fail('train.restart', self.restart, 'must be True or False')
+    if not isinstance(self.allow_changes, str):
+      _fail('train.allow_changes', self.allow_changes, 'must be a comma-separated list of optim.* fields')
+    for name in self.allowed_changes:
+      field = name.removeprefix('optim.')
+      if not name.startswith('optim.') or field == 'name' or field not in {f.name for f in
+                                                                          dataclasses.fields(OptimConfig)}:
+        _fail('train.allow_changes', self.allow_changes, 'may only name optim.* fields other than optim.name '
+              '(the optimiser state must keep its structure)')
+
+  @property
+  def allowed_changes(self) -> tuple[str, ...]:
+    return tuple(f.strip() for f in self.allow_changes.split(',') if f.strip())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,8 +3,13 @@
     result = train_and_evaluate(config, workdir)                      # experiments/train.py
     result = train_and_evaluate(config, workdir, members=ms, vmap=True)  # seeds / sweep in one step
 
-A rerun with the same workdir resumes from the last checkpoint (model, optimiser, RNG, data position)
-and ends with the same metrics as an uninterrupted run.
+A rerun with the same workdir resumes from the newest intact checkpoint (model, optimiser, RNG, data
+position) and ends with the same metrics as an uninterrupted run. Before anything in the workdir is touched,
+its config.json is compared with the config: a difference outside RESUMABLE_FIELDS is refused, listing the
+fields (config.train.restart=True starts over on purpose; config.train.allow_changes resumes with named
+optimiser fields changed). A periodic checkpoint is committed only once the next step's loss, computed from
+its parameters, is finite and under DIVERGED_LOSS_FACTOR times the first step's (finite parameters of 1e10 are
+no better than NaN), so the checkpoint a NonFiniteLossError names resumes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from typing import Any, Callable, Sequence
 
@@ -20,7 +26,7 @@ import jax
 import numpy as np
 
 from attention_research.training import objectives, optim, seeds, step as step_lib, writers
-from attention_research.training.checkpoint import Checkpointer
+from attention_research.training.checkpoint import Checkpointer, NonFiniteStateError
 from attention_research.training.config import ExperimentConfig
 from attention_research.training.seeds import Member
 from attention_research.training.sharding import DataParallel
@@ -28,6 +34,91 @@ from attention_research.training.sharding import DataParallel
 
 class NonFiniteLossError(RuntimeError):
   """The training loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+class WorkdirError(ValueError):
+  """The workdir holds a run that this config cannot resume (another config, other members, more steps)."""
+
+
+# Fields that may differ between a run and the workdir it resumes: how long to train on (the learning-rate
+# schedule is then laid over the new number of steps), how often to log / evaluate / save, and what and where
+# to evaluate. Every other field changes what the checkpoints mean and is refused.
+RESUMABLE_FIELDS = ('name', 'compare.', 'train.steps', 'train.log_every', 'train.eval_every',
+                    'train.checkpoint_every', 'train.keep_checkpoints', 'train.restart', 'train.allow_changes',
+                    'data.data_dir', 'data.eval_split', 'data.test_split', 'data.eval_batch_size',
+                    'data.eval_examples')
+# A checkpoint whose parameters give a loss this many times the loss of the untrained model (the run's first
+# step) has diverged, though finite: it is discarded rather than committed, so that it is never resumed.
+DIVERGED_LOSS_FACTOR = 10.0
+WORKDIR_OUTPUTS = ('checkpoints', 'metrics.jsonl', 'tb', 'result.json', 'config.json')
+
+
+def _flat(d: dict, prefix: str = '') -> dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict) and v:
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def _has_checkpoints(workdir: str) -> bool:
+  directory = os.path.join(workdir, 'checkpoints')
+  return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
+
+
+def check_workdir(workdir: str, cfg: ExperimentConfig, labels: list[str], vmap: bool) -> list[str]:
+  """Refuses to resume a workdir whose config.json differs outside RESUMABLE_FIELDS; reads, writes nothing.
+
+  Returns the resumable fields that differ, as 'field: old -> new' lines.
+  """
+  path = os.path.join(workdir, 'config.json')
+  if not _has_checkpoints(workdir) or not os.path.exists(path):
+    return []
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError) as e:
+    raise WorkdirError(f'{path} is unreadable ({type(e).__name__}: {e}), so {workdir} cannot be resumed safely; '
+                     'start over with --config.train.restart=True or use another --workdir.') from e
+  if saved.get('members') != labels:
+    raise WorkdirError(f'{workdir} holds a run of members {saved.get("members")}, not {labels}; '
+                     'use another --workdir.')
+  old = _flat(saved.get('config', {}))
+  new = _flat(json.loads(json.dumps(cfg.model_dump(), default=str)))
+  old['vmap'], new['vmap'] = saved.get('vmap'), vmap
+  differ = sorted(k for k in old.keys() | new.keys() if old.get(k, '<absent>') != new.get(k, '<absent>'))
+  lines = {k: f'config.{k}: {old.get(k, "<absent>")!r} in {path}, {new.get(k, "<absent>")!r} now' for k in differ}
+  allowed = set(cfg.train.allowed_changes)
+  refused = [k for k in differ if not k.startswith(RESUMABLE_FIELDS) and k not in allowed]
+  if refused:
+    raise WorkdirError(f'{workdir} holds a run of another config, so it cannot be resumed; these fields differ:\n  ' +
+                     '\n  '.join(lines[k] for k in refused) +
+                     '\nUse another --workdir, start over with --config.train.restart=True, or resume with '
+                     'optimiser fields changed on purpose with --config.train.allow_changes=optim.<field>,...')
+  return [lines[k] for k in differ]
+
+
+def _with_hyperparams(opt_state, fresh, names: Sequence[str]):
+  """The restored optimiser state with the named injected hyperparameters taken from the config's fresh state.
+
+  inject_hyperparams keeps them in the state, so a changed learning rate would otherwise be overwritten by the
+  checkpoint's on resume.
+  """
+  if not names or not hasattr(opt_state, 'hyperparams'):
+    return opt_state
+  return opt_state._replace(hyperparams={**opt_state.hyperparams, **{k: fresh.hyperparams[k] for k in names}})
+
+
+def clear_workdir(workdir: str):
+  """Deletes what a run writes into its workdir (config.train.restart)."""
+  for name in WORKDIR_OUTPUTS:
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    elif os.path.exists(path):
+      os.remove(path)
 
 
 @dataclasses.dataclass
@@ -153,6 +244,14 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
   eval_bs = -(-cfg.data.eval_batch_size // dp.num_devices) * dp.num_devices
   objective.put = lambda b: dp.put_batch(b, 0)
 
+  # The workdir is compared with the config before anything in it is written.
+  if cfg.train.restart:
+    if os.path.isdir(workdir):
+      writers.log(f'config.train.restart: deleting the checkpoints and metrics in {workdir}', quiet)
+      clear_workdir(workdir)
+  else:
+    for line in check_workdir(workdir, cfg, labels, vmap):
+      writers.log(f'resuming with {line}', quiet)
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     json.dump({'config': cfg.model_dump(), 'members': labels, 'vmap': vmap}, f, indent=1, default=str)
@@ -185,20 +284,36 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
                         drop_remainder=True) for m in members]
   writer = writers.MetricWriter(workdir, labels, tensorboard=tensorboard)
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'), keep=cfg.train.keep_checkpoints)
-  start = ckpt.latest_step()
-  resumed_from = start
-  if start is not None:
-    state, data_states, meta = ckpt.restore(start, state)
+  try:
+    restored = ckpt.restore_latest(state)
+  except Exception:
+    ckpt.close()
+    writer.close()
+    raise
+  start = resumed_from = restored[0] if restored else None
+  if restored is not None:
+    fresh_opt_state = state.opt_state
+    _, state, data_states, meta = restored
+    changed = [f.split('.', 1)[1] for f in cfg.train.allowed_changes if f.split('.', 1)[1] in optim.SWEEPABLE]
+    state = state.replace(opt_state=_with_hyperparams(state.opt_state, fresh_opt_state, changed))
+    if start > total:
+      ckpt.close()
+      raise WorkdirError(f'{workdir} holds a checkpoint at step {start}, beyond config.train.steps={total}; '
+                       'use another --workdir or --config.train.restart=True.')
     if meta.get('members') != labels:
       ckpt.close()
-      raise ValueError(f'{workdir} holds a run of members {meta.get("members")}, not {labels}; '
+      raise WorkdirError(f'{workdir} holds a run of members {meta.get("members")}, not {labels}; '
                        'use another --workdir.')
     for it, s in zip(iters, data_states):
       it.set_state(s)
-    writer.truncate_after(start)
     writers.log(f'resumed from step {start} in {ckpt.directory}', quiet)
   start = start or 0
-  last_saved = resumed_from
+  writer.truncate_after(start)
+  last_saved = last_good = resumed_from
+  uncommitted = None  # a saved step waiting for the loss of its parameters
+  first_loss = None  # per member: the loss of the untrained model, the yardstick of divergence
+  if restored and meta.get('first_loss') is not None:
+    first_loss = np.asarray(meta['first_loss'], np.float64)
 
   def model_of(i: int):
     s = jax.tree.map(lambda x: x[i], state) if vmap else state
@@ -208,9 +323,22 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
     return [objective.evaluate(model_of(i), eval_batches(task, split, eval_bs, cfg.data.eval_examples))
             for i in range(len(members))]
 
-  def save(at: int):
-    meta = {'members': labels, 'step': at, 'config': cfg.model_dump()}
-    ckpt.save(at, state, [it.get_state() for it in iters], json.loads(json.dumps(meta, default=str)))
+  def non_finite(what: str) -> NonFiniteLossError:
+    where = (f'the last good checkpoint is step {last_good} in {ckpt.directory}' if last_good is not None
+             else 'no checkpoint that resumes was saved (rerun from the start)')
+    return NonFiniteLossError(
+        f'{what}; stopped. {where}. Lower optim.learning_rate, enable optim.grad_clip_norm or add warmup, then '
+        'rerun (resume with --config.train.allow_changes=optim.learning_rate,... or start over with '
+        '--config.train.restart=True).')
+
+  def save(at: int, commit: bool):
+    meta = {'members': labels, 'step': at, 'config': cfg.model_dump(), 
+            'first_loss': None if first_loss is None else first_loss.tolist()}
+    try:
+      ckpt.save(at, state, [it.get_state() for it in iters], json.loads(json.dumps(meta, default=str)),
+                commit=commit)
+    except NonFiniteStateError as e:
+      raise non_finite(str(e)) from e
 
   progress = writers.Progress(total)
   pending: list[tuple[int, Any]] = []
@@ -227,6 +355,27 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
       state, metrics = train_step(state, batch)
       step += 1
       pending.append((step, metrics))
+      if step == 1:
+        first_loss = np.atleast_1d(np.asarray(jax.device_get(metrics['loss']), np.float64))
+      if uncommitted is not None:  # this step's loss was computed from the parameters it holds
+        losses = np.atleast_1d(np.asarray(jax.device_get(metrics['loss']), np.float64))
+        if not np.isfinite(losses).all():
+          ckpt.discard(uncommitted)
+          i = int(np.argmin(np.isfinite(losses)))
+          raise non_finite(f'training loss became {losses[i]} at step {step} (member {labels[i]}), so the '
+                           f'checkpoint of step {uncommitted} was discarded')
+        diverged = (np.zeros_like(losses, bool) if first_loss is None
+                    else (first_loss > 0) & (losses > DIVERGED_LOSS_FACTOR * first_loss))
+        if diverged.any():
+          i = int(np.argmax(diverged))
+          ckpt.discard(uncommitted)
+          writers.log(f'the loss from the parameters of step {uncommitted} is {losses[i]:.4g} (member {labels[i]}), '
+                      f'over {DIVERGED_LOSS_FACTOR:g}x the first step\'s {first_loss[i]:.4g}: the run is diverging, '
+                      'its checkpoint is discarded.', quiet)
+        else:
+          ckpt.commit(uncommitted)
+          last_good = uncommitted
+        uncommitted = None
       if step == start + 1:
         jax.block_until_ready(metrics)
         progress.start(step)
@@ -241,11 +390,7 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
       for s, m in host:
         for label, values in zip(labels, _per_member(m, len(members), vmap)):
           if not math.isfinite(values['loss']):
-            where = (f'the last good checkpoint is step {last_saved} in {ckpt.directory}' if last_saved
-                     is not None else 'no checkpoint had been saved yet')
-            raise NonFiniteLossError(
-                f'training loss became {values["loss"]} at step {s} (member {label}); stopped. {where}. '
-                'Lower optim.learning_rate, enable optim.grad_clip_norm or add warmup, then rerun.')
+            raise non_finite(f'training loss became {values["loss"]} at step {s} (member {label})')
         log_buffer.append(_per_member(m, len(members), vmap))
       t0 = time.perf_counter()
       if at_log:
@@ -260,15 +405,18 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
         writer.write(step, cfg.data.eval_split, evals)
         writers.log(f'step {step} {cfg.data.eval_split}: {evals[0]}', quiet)
       if at_ckpt:
-        save(step)
-        last_saved = step
+        save(step, commit=False)
+        last_saved, uncommitted = step, step
       progress.exclude(time.perf_counter() - t0)
 
+    if uncommitted is not None:  # stopped right after saving: finite, and the next call resumes it
+      ckpt.commit(uncommitted)
+      last_good, uncommitted = uncommitted, None
     final: list[dict[str, float]] = []
     if not stopped:
       if last_saved != total:
-        save(total)
-        last_saved = total
+        save(total, commit=True)
+        last_saved = last_good = total
       final = evaluate(cfg.data.test_split)
       writer.write(total, cfg.data.test_split, final)
       for label, metrics in zip(labels, final):

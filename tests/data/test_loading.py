@@ -72,3 +72,46 @@ def test_corrupt_cache_is_reported_and_rebuilt(tmp_path, canonical, caplog, targ
 def test_vocabulary_is_read_back_from_the_data_dir(build):
   built = build('listops')
   assert built.builder.info.metadata['tokenizer'] == built.task.tokenizer.to_json()
+
+
+def _truncate_at_record_boundary(path, keep_fraction=0.5):
+  """Cuts a tfrecord file after a whole record, so that every remaining record still passes its CRC."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+  size = sum(8 + 4 + len(r) + 4 for r in records[:int(len(records) * keep_fraction)])
+  with open(path, 'r+b') as f:
+    f.truncate(size)
+
+
+@pytest.mark.parametrize('damage', ['truncated_record_without_manifest', 'deleted_dataset_info'])
+def test_damage_that_passes_every_crc_is_rebuilt(tmp_path, caplog, damage):
+  first = data.load_task('listops', size='small', data_dir=str(tmp_path))
+  directory = _prepared_dir(str(tmp_path), 'listops')
+  if damage == 'truncated_record_without_manifest':
+    os.remove(os.path.join(directory, cache.MANIFEST))
+    _truncate_at_record_boundary(os.path.join(directory, next(f for f in os.listdir(directory)
+                                                               if 'train.tfrecord' in f)))
+  else:
+    os.remove(os.path.join(directory, 'dataset_info.json'))
+  with caplog.at_level(logging.ERROR):
+    second = data.load_task('listops', size='small', data_dir=str(tmp_path))
+  assert any('Corrupt cache' in r.getMessage() and 'rebuilding' in r.getMessage() for r in caplog.records)
+  assert second.num_examples('train') == first.num_examples('train')
+  assert second.info['max_length'] == first.info['max_length']
+  cache.check_manifest(_prepared_dir(str(tmp_path), 'listops'))
+  caplog.clear()
+  data.load_task('listops', size='small', data_dir=str(tmp_path))  # the rebuilt cache is used as it is
+  assert not any('Corrupt cache' in r.getMessage() for r in caplog.records)
+
+
+def test_a_cache_without_manifest_is_checked_before_it_is_trusted(tmp_path):
+  data.load_task('mqar', size='small', data_dir=str(tmp_path))
+  directory = _prepared_dir(str(tmp_path), 'mqar')
+  os.remove(os.path.join(directory, cache.MANIFEST))
+  cache.check_manifest(directory)  # intact: the manifest is written again
+  assert os.path.exists(os.path.join(directory, cache.MANIFEST))
+  os.remove(os.path.join(directory, cache.MANIFEST))
+  _truncate_at_record_boundary(os.path.join(directory, next(f for f in os.listdir(directory) if 'test.tfrecord' in f)))
+  with pytest.raises(cache.CorruptCacheError, match=r'test\.tfrecord.*records'):
+    cache.check_manifest(directory)
+  assert not os.path.exists(os.path.join(directory, cache.MANIFEST))  # never written over a damaged cache
