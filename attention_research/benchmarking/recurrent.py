@@ -66,10 +66,11 @@ def prepare_chunked(name: str, chunk: int, B, T, N, K, H, dtype, backward: bool)
   q, k, v, cot = inputs(B, T, N, K, H, dtype)
   g = gates(name, B, T, K, H)
   forward = chunked_fn(name, chunk)
-  fn = forward
-  if backward:
-    fn = jax.value_and_grad(lambda q, k, v, g: jnp.sum(forward(q, k, v, g).astype(jnp.float32) * cot), (0, 1, 2))
-  return timing.prepare_jax(fn, q, k, v, g)
+  if not backward:
+    return timing.prepare_jax(forward, q, k, v, g)
+  # The cotangent is an argument too: as a [T, ...] constant it cost seconds of constant folding per compile.
+  loss = lambda q, k, v, g, cot: jnp.sum(forward(q, k, v, g).astype(jnp.float32) * cot)
+  return timing.prepare_jax(jax.value_and_grad(loss, (0, 1, 2)), q, k, v, g, cot)
 
 
 # (variant, dtype, quick) -> (chosen chunk size, {candidate: forward ms}); measured once per process.
