@@ -6,8 +6,9 @@ r"""Speed and memory of the attention variants against jax.nn, PyTorch SDPA and 
   python -m experiments.benchmark --workloads=recurrent,recurrent_decode --lengths=1024,4096,16384
 
 Prints a markdown table and writes benchmark.md, benchmark.csv, benchmark.json and scaling.png (log-log
-time against sequence length; recurrent_scaling.png for the recurrent workload) into --out_dir. Timings on a shared machine drift: compare the speedup
-columns, which come from cases timed interleaved in the same group, rather than absolute times across runs.
+time against sequence length; recurrent_scaling.png for the recurrent workload) into --out_dir. Timings on a
+shared machine drift: compare the speedup columns, which come from cases timed interleaved in the same group,
+rather than absolute times across runs.
 """
 
 import os
@@ -52,7 +53,8 @@ def main(argv):
           + ', '.join(f'{C}: {ms:.1f}' for C, ms in tuned['ms'].items()) + ')')
   for pass_, found in summary['recurrent_crossovers'].items():
     for name, T in found.items():
-      print(f'recurrent {pass_}: {name} ' + (f'beats flash from T={T}' if T else 'never beats flash at the lengths run'))
+      found_at = f'beats flash from T={T}' if T else 'never beats flash at the lengths run'
+      print(f'recurrent {pass_}: {name} {found_at}')
   for name, by_position in summary['decode_flatness'].items():
     print(f'{name}: ' + ', '.join(f'{ms * 1e3:.0f} us after {P} tokens' for P, ms in sorted(by_position.items())))
   print(f'written to {os.path.abspath(_OUT_DIR.value)}/')

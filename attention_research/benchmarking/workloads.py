@@ -6,8 +6,9 @@ built lazily, so a skipped case (too large to materialise, torch missing) costs 
 
 Useful FLOPs are those of exact softmax attention, 4 B N T S H for the two matrix products over the
 visible (query, key) pairs: half of them when causal, the band when local; forward+backward counts 3.5x
-the forward, FlashAttention's convention (the backward pass has five matrix products to the forward's two). Approximate variants are charged the FLOPs of the exact attention they replace, so their
-GFLOP/s is an effective rate.
+the forward, FlashAttention's convention (the backward pass has five matrix products to the forward's two).
+Approximate and recurrent variants are charged the FLOPs of the exact attention they replace, so their GFLOP/s
+is an effective rate.
 """
 
 from __future__ import annotations
