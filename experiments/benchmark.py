@@ -3,10 +3,12 @@ r"""Speed and memory of the attention variants against jax.nn, PyTorch SDPA and 
   python -m experiments.benchmark --quick                      # every workload, small sizes (< 2 minutes)
   python -m experiments.benchmark                              # the full sizes (B=1, N=8, H=64, float32)
   python -m experiments.benchmark --workloads=dense --lengths=4096 --repeats=7
+  python -m experiments.benchmark --workloads=recurrent,recurrent_decode --lengths=1024,4096,16384
 
 Prints a markdown table and writes benchmark.md, benchmark.csv, benchmark.json and scaling.png (log-log
-time against sequence length) into --out_dir. Timings on a shared machine drift: compare the speedup
-columns, which come from cases timed interleaved in the same group, rather than absolute times across runs.
+time against sequence length; recurrent_scaling.png for the recurrent workload) into --out_dir. Timings on a
+shared machine drift: compare the speedup columns, which come from cases timed interleaved in the same group,
+rather than absolute times across runs.
 """
 
 import os
@@ -25,6 +27,8 @@ _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16', 'float16'
 _QUICK = flags.DEFINE_bool('quick', False, 'Small sizes: every workload in under two minutes.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repeats per case (median reported).', lower_bound=1)
 _LENGTHS = flags.DEFINE_list('lengths', None, 'Override every workload\'s sequence lengths (e.g. 128,1024).')
+_CASE_BUDGET = flags.DEFINE_float('case_budget_s', 120.0, 'recurrent workload: skip a case whose warm-up and '
+                                  'repeats, extrapolated from its last length, would take longer (seconds).')
 _OUT_DIR = flags.DEFINE_string('out_dir', 'benchmark_results', 'Directory for the table, CSV, JSON and plot.')
 
 
@@ -36,13 +40,23 @@ def main(argv):
   except ValueError:
     raise app.UsageError(f'--lengths must be integers; got {_LENGTHS.value}') from None
   rows, summary = benchmarking.run(_WORKLOADS.value, _VARIANTS.value, dtype=jnp.dtype(_DTYPE.value),
-                                   quick=_QUICK.value, repeats=_REPEATS.value, lengths=lengths)
+                                   quick=_QUICK.value, repeats=_REPEATS.value, lengths=lengths,
+                                   case_budget_s=_CASE_BUDGET.value)
   table = report.write_all(rows, summary, _OUT_DIR.value)
   print('\n' + table + '\n')
   if summary['matmul_gflops_median']:
     print(f"matmul ceiling (2048x2048, {summary['dtype']}): {summary['matmul_gflops_median']:.0f} GFLOP/s")
   for name, T in summary['crossovers'].items():
     print(f'{name} overtakes flash at T={T}' if T else f'{name} never overtakes flash at the lengths run')
+  for name, tuned in summary['chunk_sizes'].items():
+    print(f"{name}: chunk {tuned['chunk']} (forward ms at T={tuned['T']}: "
+          + ', '.join(f'{C}: {ms:.1f}' for C, ms in tuned['ms'].items()) + ')')
+  for pass_, found in summary['recurrent_crossovers'].items():
+    for name, T in found.items():
+      found_at = f'beats flash from T={T}' if T else 'never beats flash at the lengths run'
+      print(f'recurrent {pass_}: {name} {found_at}')
+  for name, by_position in summary['decode_flatness'].items():
+    print(f'{name}: ' + ', '.join(f'{ms * 1e3:.0f} us after {P} tokens' for P, ms in sorted(by_position.items())))
   print(f'written to {os.path.abspath(_OUT_DIR.value)}/')
 
 

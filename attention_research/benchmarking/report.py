@@ -18,11 +18,14 @@ COLUMNS = (
 )
 LEGEND = (
     'ms: median of interleaved repeats after warm-up; compile s: jit(...).lower().compile(), apart. '
-    'GFLOP/s: useful FLOPs of exact attention (4 B N T S H, half when causal, the band when local, 2.5x for '
-    'fwd+bwd) per second; % matmul: of a 2048x2048 matmul timed in the same group. vs jax / vs torch / '
+    'GFLOP/s: useful FLOPs of exact attention (4 B N T S H, half when causal, the band when local; fwd+bwd '
+    'counts 3.5x the forward, FlashAttention\'s convention, 2.5x before) per second, an effective rate for the '
+    'linear-time variants; % matmul: of a 2048x2048 matmul timed in the same group. vs jax / vs torch / '
     'vs flash: speedup over jax.nn.dot_product_attention (its value_and_grad for fwd+bwd; Flax\'s '
     'nnx.MultiHeadAttention for layer rows; one step per seed for seed rows, where a call advances every seed), torch F.scaled_dot_product_attention and flash, timed together. '
-    'temp MB: XLA temporary buffers of one call (memory_analysis).')
+    'temp MB: XLA temporary buffers of one call (memory_analysis). recurrent rows are causal (flash and linear '
+    'too) and the recurrent variants run their chunked form; recurrent_decode times one jitted step against the '
+    'state after T=S tokens beside flash with one query against an S-long cache.')
 
 
 def _cell(value, key):
@@ -100,6 +103,51 @@ def crossovers(rows, reference='flash', candidates=('linear', 'performer')):
   return out
 
 
+def recurrent_crossovers(rows, reference='flash'):
+  """{pass: {variant: shortest T where it beats `reference`, or None}} over the recurrent workload."""
+  times = {}
+  for row in rows:
+    if row['workload'] == 'recurrent' and row['ms'] is not None:
+      times.setdefault(row['pass'], {}).setdefault(row['variant'], {})[row['T']] = row['ms']
+  out = {}
+  for pass_, by_variant in times.items():
+    ref = by_variant.get(reference, {})
+    out[pass_] = {name: next((T for T, ms in sorted(points.items()) if T in ref and ms < ref[T]), None)
+                  for name, points in by_variant.items() if name != reference and ref}
+  return out
+
+
+def decode_flatness(rows):
+  """{step case: {cache length: ms}} of the recurrent steps: flat in the position when the times agree."""
+  out = {}
+  for row in rows:
+    if row['workload'] == 'recurrent_decode' and row['variant'].endswith('.step') and row['ms'] is not None:
+      out.setdefault(row['variant'], {})[row['S']] = row['ms']
+  return out
+
+
+def plot_recurrent(rows, path):
+  """Log-log causal forward time of the recurrent workload against length, one line per variant."""
+  series = {}
+  for row in rows:
+    if row['workload'] == 'recurrent' and row['pass'] == 'fwd' and row['ms'] is not None:
+      series.setdefault(row['variant'], {})[row['T']] = row['ms']
+  fig = _plot.new_figure((6.4, 4.4), 100)
+  ax = fig.add_subplot()
+  for name, points in sorted(series.items()):
+    xs = sorted(points)
+    ax.plot(xs, [points[x] for x in xs], marker='o', label=name, linestyle='--' if name == 'flash' else '-')
+  ax.set_xscale('log', base=2)
+  ax.set_yscale('log')
+  ax.set_xlabel('sequence length T')
+  ax.set_ylabel('causal forward time (ms)')
+  ax.set_title('Recurrent (chunked) vs flash, B=1 N=8 H=64')
+  ax.grid(True, which='both', alpha=0.3)
+  if series:
+    ax.legend(fontsize=8)
+  return _plot.save(fig, path)
+
+
 def write_all(rows, summary, out_dir):
   os.makedirs(out_dir, exist_ok=True)
   table = markdown(rows)
@@ -108,4 +156,6 @@ def write_all(rows, summary, out_dir):
   write_csv(rows, os.path.join(out_dir, 'benchmark.csv'))
   write_json(rows, summary, os.path.join(out_dir, 'benchmark.json'))
   plot_scaling(rows, os.path.join(out_dir, 'scaling.png'))
+  if any(row['workload'] == 'recurrent' for row in rows):
+    plot_recurrent(rows, os.path.join(out_dir, 'recurrent_scaling.png'))
   return table

@@ -25,6 +25,7 @@ class Prepared:
   call: Callable[[], object]
   compile_s: float | None = None
   temp_bytes: int | None = None
+  note: str = ''  # how the case was set up (e.g. its chunk size), shown beside its row
 
 
 @dataclasses.dataclass
@@ -34,6 +35,7 @@ class Timed:
   compile_s: float | None = None
   temp_bytes: int | None = None
   skipped: str | None = None  # why the case did not run
+  note: str = ''
 
 
 def temp_bytes(compiled) -> int | None:
@@ -72,7 +74,7 @@ def run_interleaved(prepared: dict[str, Prepared | str], repeats: int, warmup: i
     if isinstance(case, str):
       results[name] = Timed(skipped=case)
       continue
-    results[name] = Timed(compile_s=case.compile_s, temp_bytes=case.temp_bytes)
+    results[name] = Timed(compile_s=case.compile_s, temp_bytes=case.temp_bytes, note=case.note)
     live[name] = case
   for _ in range(warmup):
     for case in live.values():

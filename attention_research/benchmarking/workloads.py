@@ -5,9 +5,10 @@ memory); its cases are the project's variants and the baselines (jax.nn, torch, 
 built lazily, so a skipped case (too large to materialise, torch missing) costs nothing.
 
 Useful FLOPs are those of exact softmax attention, 4 B N T S H for the two matrix products over the
-visible (query, key) pairs: half of them when causal, the band when local; forward+backward counts 2.5x
-the forward. Approximate variants are charged the FLOPs of the exact attention they replace, so their
-GFLOP/s is an effective rate.
+visible (query, key) pairs: half of them when causal, the band when local; forward+backward counts 3.5x
+the forward, FlashAttention's convention (the backward pass has five matrix products to the forward's two).
+Approximate and recurrent variants are charged the FLOPs of the exact attention they replace, so their GFLOP/s
+is an effective rate.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from attention_research import attention
-from attention_research.benchmarking import baselines, layer_steps, seed_steps, timing
+from attention_research.benchmarking import baselines, layer_steps, recurrent, seed_steps, timing
 
-WORKLOADS = ('dense', 'gqa', 'local', 'decode', 'linear', 'memory', 'layers', 'seeds')
-VARIANTS = ('flash', 'dot_product', 'local', 'linear', 'performer')
+WORKLOADS = ('dense', 'gqa', 'local', 'decode', 'linear', 'memory', 'layers', 'seeds', 'recurrent', 'recurrent_decode')
+VARIANTS = ('flash', 'dot_product', 'local', 'linear', 'performer') + recurrent.RECURRENT_VARIANTS
 BASELINES = ('jax.nn', 'torch', 'flax', 'sequential')
 FWD, FWD_BWD, TRAIN, MEMORY = 'fwd', 'fwd+bwd', 'train step', 'memory (compile only)'
-BACKWARD_FLOPS = 2.5
+BACKWARD_FLOPS = 3.5
 
 # Sequence lengths per workload: (full run, --quick run).
 LENGTHS = {
@@ -38,6 +39,8 @@ LENGTHS = {
     'memory': ((32768,), (32768,)),
     'layers': ((1024,), (256,)),
     'seeds': ((64,), (32,)),  # the default suite's MQAR length is 32
+  'recurrent': ((1024, 4096, 16384, 65536), (256, 1024)),
+  'recurrent_decode': ((4096, 16384), (256, 1024)),  # cache length = position of the recurrent step
 }
 LOCAL_WINDOW = 256
 GQA_KV_HEADS = 2
@@ -66,6 +69,9 @@ class Group:
   shape: Shape
   flops: float | None
   cases: dict[str, Callable[[], timing.Prepared | str]]
+  # Case name -> exponent of its time in T: the runner extrapolates from the last length it ran and skips a case
+  # whose repeats would exceed its time budget. Cases not named are always run.
+  scaling: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def visible_pairs(shape: Shape) -> float:
@@ -143,6 +149,41 @@ def _attention_group(workload, shape, pass_, variants, dtype, *, torch=True, jax
   return Group(workload, pass_, shape, useful_flops(shape, pass_), cases)
 
 
+def _recurrent_group(L, pass_, variants, dtype, quick):
+  """Causal flash and linear beside each recurrent variant's chunked form (all causal), T = S = L."""
+  shape = Shape(L, L, causal=True)
+  cases = {name: _attention_case(variant_fn(name, shape), shape, pass_, dtype)
+           for name in ('flash', 'linear') if name in variants}
+
+  def case(name):
+    def build():
+      C = recurrent.tuned_chunk_size(name, dtype, quick)
+      p = recurrent.prepare_chunked(name, C, shape.B, L, shape.N, shape.K, shape.H, dtype, pass_ == FWD_BWD)
+      p.note = f'chunk {C}'
+      return p
+    return build
+
+  cases.update({name: case(name) for name in recurrent.RECURRENT_VARIANTS if name in variants})
+  scaling = {name: 2.0 if name == 'flash' else 1.0 for name in cases}
+  return Group('recurrent', pass_, shape, useful_flops(shape, pass_), cases, scaling)
+
+
+def _recurrent_decode_group(L, variants, dtype):
+  """flash with one query against an L-long cache beside each variant's step from the state after L tokens."""
+  shape = Shape(1, L)
+  cases = {'flash': _attention_case(variant_fn('flash', shape), shape, FWD, dtype)} if 'flash' in variants else {}
+
+  def case(name):
+    def build():
+      p = recurrent.prepare_step(name, L, shape.B, shape.N, shape.K, shape.H, dtype)
+      p.note = f'state after {L} tokens'
+      return p
+    return build
+
+  cases.update({f'{name}.step': case(name) for name in recurrent.RECURRENT_VARIANTS if name in variants})
+  return Group('recurrent_decode', FWD, shape, None, cases)
+
+
 def _layer_group(kind: str, T: int, variants, dtype):
   def case(implementation):
     def build():
@@ -200,4 +241,9 @@ def groups(workloads, variants, *, dtype=jnp.float32, quick=False, lengths=None)
       elif w == 'seeds':
         out.append(Group(f'seeds:{SEED_COUNT}', TRAIN, Shape(T=L, S=L, B=SEED_BATCH), None,
                          seed_steps.cases(SEED_COUNT, L, SEED_BATCH)))
+      elif w == 'recurrent':
+        for pass_ in (FWD, FWD_BWD):
+          out.append(_recurrent_group(L, pass_, variants, dtype, quick))
+      elif w == 'recurrent_decode':
+        out.append(_recurrent_decode_group(L, variants, dtype))
   return out

@@ -52,3 +52,50 @@ def test_seed_modes_are_timed_against_each_other():
   assert set(by_name) == {'sequential', 'vmap'}
   assert by_name['sequential']['vs_jax'] is None and by_name['vmap']['vs_jax'] > 0
   assert all(r['ms'] > 0 and r['pass'] == workloads.TRAIN for r in rows)
+
+
+def test_recurrent_workloads_time_each_variant_beside_flash():
+  from attention_research import benchmarking  # pylint: disable=g-import-not-at-top
+  variants = ['flash', 'linear', 'ssd', 'gated_delta']
+  rows, summary = benchmarking.run(['recurrent', 'recurrent_decode'], variants, quick=True, repeats=1,
+                                   lengths=[16, 32], log=lambda *_: None)
+  chunked = [r for r in rows if r['workload'] == 'recurrent']
+  assert {(r['variant'], r['pass'], r['T']) for r in chunked} == {
+      (v, p, T) for v in variants for p in (workloads.FWD, workloads.FWD_BWD) for T in (16, 32)}
+  for r in chunked:
+    assert r['causal'] and r['ms'] > 0 and r['gflops'] > 0
+    assert (r['vs_flash'] is None) == (r['variant'] == 'flash')
+    if r['variant'] in ('ssd', 'gated_delta'):
+      assert r['note'] == f"chunk {summary['chunk_sizes'][r['variant']]['chunk']}"
+  assert set(summary['chunk_sizes']) == {'ssd', 'gated_delta'}
+  assert set(summary['recurrent_crossovers'][workloads.FWD]) == {'linear', 'ssd', 'gated_delta'}
+  steps = {(r['variant'], r['S']): r for r in rows if r['workload'] == 'recurrent_decode'}
+  assert set(steps) == {(v, S) for v in ('flash', 'ssd.step', 'gated_delta.step') for S in (16, 32)}
+  assert all(r['ms'] > 0 for r in steps.values())
+  assert steps[('ssd.step', 32)]['vs_flash'] > 0 and steps[('flash', 32)]['vs_flash'] is None
+  assert {S for S in summary['decode_flatness']['ssd.step']} == {16, 32}
+
+
+def test_backward_flops_follow_flash_attention_convention():
+  shape = workloads.Shape(128, 128)
+  forward = workloads.useful_flops(shape, workloads.FWD)
+  assert forward == 4 * 8 * 64 * 128 * 128
+  assert workloads.useful_flops(shape, workloads.FWD_BWD) == 3.5 * forward
+  assert '3.5x' in report.LEGEND
+
+
+def test_case_over_budget_is_skipped_with_a_note():
+  from attention_research.benchmarking import runner  # pylint: disable=g-import-not-at-top
+  group = workloads.Group('recurrent', workloads.FWD, workloads.Shape(4096, 4096), None, {},
+                          {'flash': 2.0, 'ssd': 1.0})
+  history = {('recurrent', workloads.FWD, 'flash'): (1024, 1.0), ('recurrent', workloads.FWD, 'ssd'): (1024, 1.0)}
+  skips = runner._over_budget(group, history, repeats=3, budget_s=30.0)  # pylint: disable=protected-access
+  assert set(skips) == {'flash'} and 'exceeds the 30 s case budget' in skips['flash']
+
+
+def test_recurrent_crossover_is_the_shortest_length_that_beats_flash():
+  def row(variant, T, ms):
+    return dict(workload='recurrent', variant=variant, T=T, ms=ms, **{'pass': workloads.FWD})
+  rows = [row('flash', 1024, 10.0), row('flash', 4096, 100.0), row('ssd', 1024, 20.0), row('ssd', 4096, 40.0),
+          row('gla', 1024, 30.0), row('gla', 4096, 200.0)]
+  assert report.recurrent_crossovers(rows) == {workloads.FWD: {'ssd': 4096, 'gla': None}}
