@@ -14,6 +14,7 @@ from flax import nnx
 from flax.core import FrozenDict
 
 from attention_research.models.transformer import POOLINGS, TransformerConfig, TransformerStack, freeze_options
+from attention_research.models.transformer import parse_variants
 
 PATCH_EMBEDDINGS = ('conv', 'linear')
 
@@ -41,8 +42,8 @@ class ViTConfig:
   mlp_dim: int | None = None
   dropout_rate: float = 0.0
   positional: str = 'learned'
-  attention: str = 'dot_product'
-  attention_options: Mapping[str, Any] = dataclasses.field(default_factory=FrozenDict)
+  attention: str | tuple[str, ...] = 'dot_product'  # or one per layer, as in TransformerConfig
+  attention_options: Mapping[str, Any] | tuple[Mapping[str, Any], ...] = dataclasses.field(default_factory=FrozenDict)
   pooling: str = 'cls'
   patch_embedding: str = 'conv'
 
@@ -50,6 +51,7 @@ class ViTConfig:
     image, patch = _pair('image_size', self.image_size), _pair('patch_size', self.patch_size)
     object.__setattr__(self, 'image_size', image)
     object.__setattr__(self, 'patch_size', patch)
+    object.__setattr__(self, 'attention', parse_variants(self.attention))
     object.__setattr__(self, 'attention_options', freeze_options(self.attention_options))
     if image[0] % patch[0] or image[1] % patch[1]:
       raise ValueError(f'patch_size={patch} does not divide image_size={image}.')
@@ -74,7 +76,8 @@ class ViTConfig:
   def encoder_config(self) -> TransformerConfig:
     return TransformerConfig(
         d_model=self.d_model, num_heads=self.num_heads, num_kv_heads=self.num_kv_heads,
-        num_encoder_layers=self.num_layers, mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
+        num_encoder_layers=self.num_layers, num_decoder_layers=self.num_layers, mlp_dim=self.mlp_dim,
+        dropout_rate=self.dropout_rate,
         max_length=self.num_patches + (self.pooling == 'cls'), positional=self.positional,
         attention=self.attention, attention_options=self.attention_options, num_classes=self.num_classes,
         pooling=self.pooling)
