@@ -140,7 +140,7 @@ def _transition(m, s, r):
 
 def _chunked(intra, q, k, v, gates, s0, C):
   B, K, T = k.shape[:3]
-  C = min(C, T)
+  C = max(1, min(C, T))  # T = 0: no chunk at all, the state stays s0
   nc = -(-T // C)
   pad = nc * C - T
 

@@ -36,6 +36,8 @@ def _forward_substitution(l, b):
     x_t = jax.lax.dynamic_index_in_dim(b, t, axis=-2, keepdims=False) - jnp.einsum('...s,...sm->...m', l_t, x)
     return jax.lax.dynamic_update_index_in_dim(x, x_t, t, axis=-2)
 
+  if l.shape[-1] == 0:  # no rows (an empty sequence): the body would not even trace
+    return jnp.zeros_like(b)
   return jax.lax.fori_loop(0, l.shape[-1], row, jnp.zeros_like(b))
 
 
