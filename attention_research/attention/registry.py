@@ -169,7 +169,7 @@ def check_cross(name: str) -> Variant:
   """The variant, or a ValueError when it relates positions of one sequence and so has no cross-attention."""
   variant = get(name)
   if not variant.cross:
-    raise ValueError(f'attention variant {name!r} places its window by query and key positions of one sequence, '
-                     f'so it cannot be a cross-attention; use one of '
+    raise ValueError(f'attention variant {name!r} relates query and key positions of one sequence (a window or a '
+                     f'recurrence), so it cannot be a cross-attention; use one of '
                      f'{sorted(n for n, v in VARIANTS.items() if v.cross)}.')
   return variant
