@@ -4,13 +4,19 @@ r"""Classification with any attention variant: ListOps, MQAR recall, digits (ViT
   python -m experiments.train --config=configs/classification.py:task=digits,attention=linear --workdir=runs/vit
   python -m experiments.compare --config=configs/classification.py:task=mqar \
       --variants=dot_product,linear,performer --seeds=3 --workdir=runs/mqar
+  python -m experiments.compare --config=configs/classification.py:task=mqar \
+      --variants=dot_product,gated_delta,gated_delta+dot_product --seeds=3 --workdir=runs/mqar_hybrid
 
 Options (after the colon, comma-separated):
   task=listops|mqar|digits|imdb   listops: LRA ListOps, sequence -> 10 classes (Encoder, mean pooling);
                                   mqar: multi-query associative recall, a label per query token (tagging
                                   Encoder); digits: scikit-learn 8x8 digits (ViT, 2x2 patches);
                                   imdb: imdb_reviews sentiment (prepare it with tfds first).
-  attention=<variant>             any name in attention.VARIANTS (default dot_product).
+  attention=<variant>             any name in attention.VARIANTS (default dot_product), or a per-layer hybrid:
+                                  names joined by '+', one per layer (gated_delta+dot_product for the two
+                                  encoder layers). '+' survives the comma-separated --variants flag, so a
+                                  hybrid is one variant there too. Recurrent variants (retention, gla, ssd,
+                                  delta, gated_delta) read the sequence left to right even in an encoder.
   smoke                           tiny data and model, a few steps: a run of seconds, for tests.
   suite                           the budget of the default suite (`python -m experiments.compare`).
 """

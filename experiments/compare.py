@@ -20,7 +20,8 @@ from attention_research.training import compare
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'configs/<task>.py[:options]; none: the default suite.',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default runs/compare or runs/default_suite).')
-_VARIANTS = flags.DEFINE_list('variants', None, 'Attention variants (default: the config\'s compare.variants).')
+_VARIANTS = flags.DEFINE_list('variants', None, 'Attention variants (default: the config\'s compare.variants); '
+                              'a per-layer hybrid joins one name per layer with +, e.g. gated_delta+dot_product.')
 _SEEDS = flags.DEFINE_integer('seeds', None, 'Seeds per variant: 0..N-1 (default: the config\'s compare.seeds).',
                               lower_bound=1)
 _SEED_MODE = flags.DEFINE_enum('seed_mode', None, ['vmap', 'sequential'],

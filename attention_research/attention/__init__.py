@@ -13,15 +13,20 @@ from attention_research.attention import masks, normalizers, positional, registr
 from attention_research.attention._dense import reference
 from attention_research.attention.additive import additive
 from attention_research.attention.block_sparse import block_sparse
+from attention_research.attention.delta import delta
 from attention_research.attention.dot_product import dot_product
 from attention_research.attention.flash import flash
 from attention_research.attention.flax_adapter import as_flax_attention_fn
+from attention_research.attention.gated_delta import gated_delta
+from attention_research.attention.gla import gla
 from attention_research.attention.linear import linear
 from attention_research.attention.linformer import linformer
 from attention_research.attention.local import local
 from attention_research.attention.multiplicative import multiplicative
 from attention_research.attention.performer import performer
 from attention_research.attention.registry import DEFAULT_VARIANT, VARIANTS, Variant, check_cross, get
+from attention_research.attention.retention import retention
+from attention_research.attention.ssd import ssd
 
 __all__ = ['VARIANTS', 'DEFAULT_VARIANT', 'Variant', 'get', 'check_cross', 'as_flax_attention_fn', 'masks',
            'normalizers', 'positional', 'registry', 'reference'] + list(VARIANTS)

@@ -90,7 +90,14 @@ class Prepared:
     return jnp.where(keep, g, 0.0)
 
 
-def prepare(variant, q, k, v, *, mask, is_causal, scale, implementation, chunk_size, initial_state) -> Prepared:
+def l2_normalize(x, eps=1e-6):
+  """x / |x| over the last axis, in float32; eps keeps zero rows (padding) finite in value and gradient."""
+  x = x.astype(jnp.float32)
+  return x * jax.lax.rsqrt(jnp.sum(x * x, axis=-1, keepdims=True) + eps)
+
+
+def prepare(variant, q, k, v, *, mask, is_causal, scale, implementation, chunk_size, initial_state,
+            normalize_qk=False) -> Prepared:
   d = _checks.check_qkv(q, k, v)
   dtype = v.dtype
   if d.S != d.T:
@@ -107,8 +114,10 @@ def prepare(variant, q, k, v, *, mask, is_causal, scale, implementation, chunk_s
     m = _checks.to_bnts(mask, d)  # [B|1, 1, 1, S|1]
     keep = jnp.broadcast_to(m[:, 0, 0, :], (m.shape[0], d.T))[:, None, :]
   s = jnp.float32(_checks.default_scale(scale, d.H))
-  q = _checks.flatten_batch(q, d).astype(jnp.float32) * s
-  q = jnp.moveaxis(q.reshape(d.B, d.T, d.K, d.G, d.H), 2, 1)
+  q, k = (_checks.flatten_batch(x, d).astype(jnp.float32) for x in (q, k))
+  if normalize_qk:
+    q, k = l2_normalize(q), l2_normalize(k)
+  q = jnp.moveaxis((q * s).reshape(d.B, d.T, d.K, d.G, d.H), 2, 1)
   k, v = (jnp.moveaxis(_checks.flatten_batch(x, d).astype(jnp.float32), 2, 1) for x in (k, v))
   if keep is not None:
     k = jnp.where(keep[..., None], k, 0.0)
@@ -131,7 +140,7 @@ def _transition(m, s, r):
 
 def _chunked(intra, q, k, v, gates, s0, C):
   B, K, T = k.shape[:3]
-  C = min(C, T)
+  C = max(1, min(C, T))  # T = 0: no chunk at all, the state stays s0
   nc = -(-T // C)
   pad = nc * C - T
 
@@ -175,15 +184,18 @@ def attend(x: Prepared, family: Family, gates, *, implementation, chunk_size, re
   return result[0] if len(result) == 1 else result
 
 
-def one_step(variant, step, state, q_t, k_t, v_t, gates, scale):
+def one_step(variant, step, state, q_t, k_t, v_t, gates, scale, normalize_qk=False):
   """Public single-position step: q_t [..., N, H], k_t [..., K, H], v_t [..., K, V], state [..., K, H, V]."""
   d = _checks.check_qkv(q_t[..., None, :, :], k_t[..., None, :, :], v_t[..., None, :, :])
   want = d.batch_shape + (d.K, d.H, d.V)
   if state.shape != want:
     raise ValueError(f'{variant}.step: state must have shape [..., K, H, V] = {want}; got {state.shape}.')
   s = jnp.float32(_checks.default_scale(scale, d.H))
-  q = q_t.astype(jnp.float32).reshape(d.batch_shape + (d.K, d.G, d.H)) * s
-  o, state = step(state.astype(jnp.float32), q, k_t.astype(jnp.float32), v_t.astype(jnp.float32),
+  q_t, k_t = q_t.astype(jnp.float32), k_t.astype(jnp.float32)
+  if normalize_qk:
+    q_t, k_t = l2_normalize(q_t), l2_normalize(k_t)
+  q = q_t.reshape(d.batch_shape + (d.K, d.G, d.H)) * s
+  o, state = step(state.astype(jnp.float32), q, k_t, v_t.astype(jnp.float32),
                   *(g.astype(jnp.float32) for g in gates))
   return o.reshape(d.batch_shape + (d.N, d.V)).astype(v_t.dtype), state
 
@@ -203,3 +215,57 @@ def state_size(*, num_kv_heads, head_dim, value_dim, **unused) -> int:
 
 def init_state(batch_shape, num_kv_heads, head_dim, value_dim, dtype=jnp.float32):
   return jnp.zeros(tuple(batch_shape) + (num_kv_heads, head_dim, value_dim), dtype)
+
+
+# ---------------------------------------------------------------- layer hooks shared by the families (see registry)
+# Registry-wide tests run on a few positions: chunks of 4 make them span several chunks, the last one padded.
+EXAMPLE_OPTIONS = {'chunk_size': 4}
+
+
+def dense_init(key, shape, fan_in, dtype):
+  return jax.random.normal(key, shape, dtype) / jnp.sqrt(jnp.asarray(fan_in, dtype))
+
+
+def init_decay_params(key, *, in_features, num_kv_heads, dtype, a_range=(1.0, 16.0), dt_range=(1e-3, 1e-1)):
+  """Mamba-2's per-head decay (kept by Gated DeltaNet): log_gate = -exp(a_log) softplus(x dt_proj + dt_bias).
+
+  A = exp(a_log) ~ U(a_range) and softplus(dt_bias) log-uniform in dt_range, so a fresh layer's heads forget over
+  horizons from a few to about a thousand positions (Dao & Gu 2024).
+  """
+  kw, ka, kd = jax.random.split(key, 3)
+  K = num_kv_heads
+  dt = jnp.exp(jax.random.uniform(kd, (K,), jnp.float32, jnp.log(dt_range[0]), jnp.log(dt_range[1])))
+  return {'dt_proj': dense_init(kw, (in_features, K), in_features, dtype),
+          'dt_bias': (dt + jnp.log(-jnp.expm1(-dt))).astype(dtype),  # softplus^{-1}(dt)
+          'a_log': jnp.log(jax.random.uniform(ka, (K,), jnp.float32, *a_range)).astype(dtype)}
+
+
+def decay_log_gate(params, x):
+  """Log gates [..., T, K] of the layer input x [..., T, D] (see init_decay_params)."""
+  p = {n: params[n].astype(jnp.float32) for n in ('dt_proj', 'dt_bias', 'a_log')}
+  return -jnp.exp(p['a_log']) * jax.nn.softplus(x.astype(jnp.float32) @ p['dt_proj'] + p['dt_bias'])
+
+
+def init_beta_params(key, *, in_features, num_kv_heads, dtype):
+  return {'beta_proj': dense_init(key, (in_features, num_kv_heads), in_features, dtype)}
+
+
+def write_strength(params, x):
+  """beta = sigmoid(x beta_proj) [..., T, K] in (0, 1) of the layer input x [..., T, D]."""
+  return jax.nn.sigmoid(x.astype(jnp.float32) @ params['beta_proj'].astype(jnp.float32))
+
+
+def init_decode_state(batch_size, *, num_kv_heads, head_dim, value_dim):
+  """The O(1) decoding state a layer carries instead of a key/value cache: zeros [B, K, H, V] float32."""
+  return init_state((batch_size,), num_kv_heads, head_dim, value_dim)
+
+
+def decode_recurrent(fn, state, q, k, v, *, index, mask, return_weights=False, **kwargs):
+  """One cached decoding step with the recurrent state: q [B, T, N, H], k, v [B, T, K, H|V] are the T new positions,
+  state [B, K, H, V] everything before them; returns (out [B, T, N, V], new state). mask: key padding of the new
+  positions, or None."""
+  del index  # the state already holds every earlier position
+  if return_weights:
+    raise ValueError('a recurrent decoding step keeps a state, not the past keys, so it has no attention weights; '
+                     'capture them on a full (teacher-forced) pass instead.')
+  return fn(q, k, v, mask=mask, initial_state=state, return_state=True, **kwargs)

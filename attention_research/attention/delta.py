@@ -19,24 +19,40 @@ DEFAULT_CHUNK_SIZE = _recurrent.DEFAULT_CHUNK_SIZE
 
 
 def delta(q, k, v, *, beta, mask=None, is_causal=True, scale=None, return_weights=False, implementation='chunked',
-          chunk_size=DEFAULT_CHUNK_SIZE, initial_state=None, return_state=False):
+          chunk_size=DEFAULT_CHUNK_SIZE, initial_state=None, return_state=False, normalize_qk=False):
   """The delta rule as attention.
 
   Args:
     beta: [..., T, K], the writing strength (values outside [0, 1] are accepted and computed as written).
     Everything else as in `gated_delta.gated_delta`: q [..., T, N, H], k [..., T, K, H] (not normalised here),
     v [..., T, K, V], key-padding mask (a padded position leaves the state unchanged), is_causal True only, scale
-    (default 1 / sqrt(H)), implementation 'parallel' | 'chunked' | 'recurrent', chunk_size, initial_state.
+    (default 1 / sqrt(H)), implementation 'parallel' | 'chunked' | 'recurrent', chunk_size, initial_state,
+    normalize_qk.
 
   Returns:
     out [..., T, N, V] in v's dtype, or (out, weights), (out, state), (out, weights, state).
   """
   return _gated_delta.delta_rule('delta', q, k, v, beta=beta, log_gate=None, mask=mask, is_causal=is_causal,
                                  scale=scale, return_weights=return_weights, implementation=implementation,
-                                 chunk_size=chunk_size, initial_state=initial_state, return_state=return_state)
+                                 chunk_size=chunk_size, initial_state=initial_state, return_state=return_state,
+                                 normalize_qk=normalize_qk)
 
 
-def step(state, q_t, k_t, v_t, *, beta, scale=None):
+# Hooks for layers (see registry): beta = sigmoid(x beta_proj) [..., T, K]; queries and keys L2-normalised as the
+# delta rule needs (Schlag et al. 2021; Yang et al. 2024) unless the options say normalize_qk=False.
+EXAMPLE_OPTIONS = _recurrent.EXAMPLE_OPTIONS
+
+
+def init_layer_params(key, *, num_kv_heads, in_features, dtype, **_):
+  return _recurrent.init_beta_params(key, in_features=in_features, num_kv_heads=num_kv_heads, dtype=dtype)
+
+
+def call_kwargs(params, *, inputs_q, options, **_):
+  return {'beta': _recurrent.write_strength(params, inputs_q), 'normalize_qk': options.get('normalize_qk', True)}
+
+
+def step(state, q_t, k_t, v_t, *, beta, scale=None, normalize_qk=False):
   """One position: state [..., K, H, V], q_t [..., N, H], k_t [..., K, H], v_t [..., K, V], beta [..., K]."""
   b = _recurrent.check_step_gate('delta', 'beta', beta, k_t.shape[:-1])
-  return _recurrent.one_step('delta', _gated_delta.FAMILY.step, state, q_t, k_t, v_t, (jnp.zeros_like(b), b), scale)
+  return _recurrent.one_step('delta', _gated_delta.FAMILY.step, state, q_t, k_t, v_t, (jnp.zeros_like(b), b), scale,
+                              normalize_qk)

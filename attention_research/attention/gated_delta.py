@@ -36,6 +36,8 @@ def _forward_substitution(l, b):
     x_t = jax.lax.dynamic_index_in_dim(b, t, axis=-2, keepdims=False) - jnp.einsum('...s,...sm->...m', l_t, x)
     return jax.lax.dynamic_update_index_in_dim(x, x_t, t, axis=-2)
 
+  if l.shape[-1] == 0:  # no rows (an empty sequence): the body would not even trace
+    return jnp.zeros_like(b)
   return jax.lax.fori_loop(0, l.shape[-1], row, jnp.zeros_like(b))
 
 
@@ -106,10 +108,11 @@ FAMILY = _recurrent.Family(step=_step, intra=_intra, weights=_weights)
 
 
 def delta_rule(variant, q, k, v, *, beta, log_gate, mask, is_causal, scale, return_weights, implementation,
-               chunk_size, initial_state, return_state):
+               chunk_size, initial_state, return_state, normalize_qk=False):
   """Shared body of gated_delta and delta (log_gate None means no decay)."""
   x = _recurrent.prepare(variant, q, k, v, mask=mask, is_causal=is_causal, scale=scale,
-                         implementation=implementation, chunk_size=chunk_size, initial_state=initial_state)
+                         implementation=implementation, chunk_size=chunk_size, initial_state=initial_state,
+                         normalize_qk=normalize_qk)
   b = x.masked(x.gate('beta', beta))
   g = jnp.zeros_like(b) if log_gate is None else x.masked(x.gate('log_gate', log_gate))
   return _recurrent.attend(x, FAMILY, (g, b), implementation=implementation, chunk_size=chunk_size,
@@ -117,7 +120,8 @@ def delta_rule(variant, q, k, v, *, beta, log_gate, mask, is_causal, scale, retu
 
 
 def gated_delta(q, k, v, *, beta, log_gate, mask=None, is_causal=True, scale=None, return_weights=False,
-                implementation='chunked', chunk_size=DEFAULT_CHUNK_SIZE, initial_state=None, return_state=False):
+                implementation='chunked', chunk_size=DEFAULT_CHUNK_SIZE, initial_state=None, return_state=False,
+                normalize_qk=False):
   """The gated delta rule as attention.
 
   Args:
@@ -135,6 +139,8 @@ def gated_delta(q, k, v, *, beta, log_gate, mask=None, is_causal=True, scale=Non
     chunk_size: chunk length of the chunked form (T need not be a multiple).
     initial_state: [..., K, H, V] state before position 0 (default zeros).
     return_state: also return the state after the last position, float32 [..., K, H, V].
+    normalize_qk: divide every query and key by its L2 norm first (in float32, before scale), as Gated DeltaNet
+      does; then |k|^2 = 1 and the rule is a contraction for beta in [0, 2].
 
   Returns:
     out [..., T, N, V] in v's dtype; with return_weights and/or return_state: (out, weights), (out, state) or
@@ -142,12 +148,30 @@ def gated_delta(q, k, v, *, beta, log_gate, mask=None, is_causal=True, scale=Non
   """
   return delta_rule('gated_delta', q, k, v, beta=beta, log_gate=log_gate, mask=mask, is_causal=is_causal,
                     scale=scale, return_weights=return_weights, implementation=implementation,
-                    chunk_size=chunk_size, initial_state=initial_state, return_state=return_state)
+                    chunk_size=chunk_size, initial_state=initial_state, return_state=return_state,
+                    normalize_qk=normalize_qk)
 
 
-def step(state, q_t, k_t, v_t, *, beta, log_gate, scale=None):
+# Hooks for layers (see registry), as in Gated DeltaNet: beta = sigmoid(x beta_proj) and Mamba-2's decay
+# log_gate = -exp(a_log) softplus(x dt_proj + dt_bias), both [..., T, K]; queries and keys L2-normalised unless
+# the options say normalize_qk=False.
+EXAMPLE_OPTIONS = _recurrent.EXAMPLE_OPTIONS
+
+
+def init_layer_params(key, *, num_kv_heads, in_features, dtype, **_):
+  kb, kg = jax.random.split(key)
+  return {**_recurrent.init_beta_params(kb, in_features=in_features, num_kv_heads=num_kv_heads, dtype=dtype),
+          **_recurrent.init_decay_params(kg, in_features=in_features, num_kv_heads=num_kv_heads, dtype=dtype)}
+
+
+def call_kwargs(params, *, inputs_q, options, **_):
+  return {'beta': _recurrent.write_strength(params, inputs_q), 'log_gate': _recurrent.decay_log_gate(params, inputs_q),
+          'normalize_qk': options.get('normalize_qk', True)}
+
+
+def step(state, q_t, k_t, v_t, *, beta, log_gate, scale=None, normalize_qk=False):
   """One position: state [..., K, H, V], q_t [..., N, H], k_t [..., K, H], v_t [..., K, V], beta and log_gate
   [..., K] -> (out_t [..., N, V] in v's dtype, new state)."""
   b = _recurrent.check_step_gate('gated_delta', 'beta', beta, k_t.shape[:-1])
   g = _recurrent.check_step_gate('gated_delta', 'log_gate', log_gate, k_t.shape[:-1])
-  return _recurrent.one_step('gated_delta', _step, state, q_t, k_t, v_t, (g, b), scale)
+  return _recurrent.one_step('gated_delta', _step, state, q_t, k_t, v_t, (g, b), scale, normalize_qk)

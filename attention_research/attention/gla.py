@@ -11,6 +11,7 @@ Internal layout as in `_recurrent`; E gate width.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from attention_research.attention import _recurrent
@@ -86,6 +87,31 @@ def gla(q, k, v, *, log_gate, mask=None, is_causal=True, scale=None, return_weig
   return diagonal('gla', q, k, v, lambda x: x.gate('log_gate', log_gate, (x.d.H,)), mask=mask, is_causal=is_causal,
                   scale=scale, return_weights=return_weights, implementation=implementation, chunk_size=chunk_size,
                   initial_state=initial_state, return_state=return_state)
+
+
+# Hooks for layers (see registry): the forget gate of Yang et al. 2024, a low-rank projection of the layer input,
+#   log_gate = logsigmoid(x gate_down gate_up + gate_bias) / GATE_NORMALIZER     [..., T, K, H]
+# The normaliser (their tau = 16) keeps a fresh layer's gates near 1, i.e. long memory at the start of training.
+LAYER_OPTIONS = ('gate_rank',)
+DEFAULT_GATE_RANK = 16
+GATE_NORMALIZER = 16.0
+EXAMPLE_OPTIONS = {**_recurrent.EXAMPLE_OPTIONS, 'gate_rank': 4}
+
+
+def init_layer_params(key, *, num_kv_heads, head_dim, in_features, dtype, gate_rank=DEFAULT_GATE_RANK, **_):
+  if isinstance(gate_rank, bool) or not isinstance(gate_rank, int) or gate_rank < 1:
+    raise ValueError(f'gla: gate_rank must be a positive int; got {gate_rank!r}.')
+  kd, ku = jax.random.split(key)
+  width = num_kv_heads * head_dim
+  return {'gate_down': _recurrent.dense_init(kd, (in_features, gate_rank), in_features, dtype),
+          'gate_up': _recurrent.dense_init(ku, (gate_rank, width), gate_rank, dtype),
+          'gate_bias': jnp.zeros((width,), dtype)}
+
+
+def call_kwargs(params, *, k, inputs_q, **_):
+  p = {n: params[n].astype(jnp.float32) for n in ('gate_down', 'gate_up', 'gate_bias')}
+  z = inputs_q.astype(jnp.float32) @ p['gate_down'] @ p['gate_up'] + p['gate_bias']
+  return {'log_gate': (jax.nn.log_sigmoid(z) / GATE_NORMALIZER).reshape(z.shape[:-1] + k.shape[-2:])}
 
 
 def step(state, q_t, k_t, v_t, *, log_gate, scale=None):

@@ -22,6 +22,16 @@ Hooks (all optional; `None` or the defaults below mean "nothing to do"):
   state_size(*, num_kv_heads, head_dim, value_dim, length, **options) -> int: floats per sequence per layer
       that decoding keeps (key/value cache or recurrent state); options are all the variant's options
       (layer and function ones). Default `kv_cache_size`.
+  init_decode_state(batch_size, *, num_kv_heads, head_dim, value_dim) -> array, and
+  decode_recurrent(fn, state, q, k, v, *, index, mask, **kwargs) -> (fn's result, new state): a recurrent variant's
+      O(1) decoding. A layer then carries this state (e.g. [B, K, H, V]) instead of a key/value cache and hands
+      decode_recurrent only the T new positions q, k, v [B, T, ...]; mask is their key padding (or None), kwargs as
+      in decode_step. Both or neither.
+
+Facts beside the hooks: `bidirectional=False` marks a variant that only runs causally (a recurrence reads the
+sequence in one direction), which layers then run causally whatever they are asked; `kv_head_args` names fn's
+keyword arguments that hold one entry per kv head, with the axis of that head index, so a caller that repeats kv
+heads (grouped-query to multi-head) repeats them too.
 """
 
 from __future__ import annotations
@@ -30,7 +40,8 @@ import dataclasses
 import types
 from typing import Any, Callable, Mapping
 
-from attention_research.attention import additive, block_sparse, linear, linformer, local, multiplicative, performer
+from attention_research.attention import _recurrent, additive, block_sparse, delta, gated_delta, gla, linear, linformer
+from attention_research.attention import local, multiplicative, performer, retention, ssd
 from attention_research.attention.dot_product import dot_product
 from attention_research.attention.flash import flash
 
@@ -64,12 +75,16 @@ class Variant:
   time: str
   memory: str
   cross: bool = True  # defined between two different sequences (cross-attention), not only within one
+  bidirectional: bool = True  # supports is_causal=False
   layer_options: tuple[str, ...] = ()
   init_params: Callable | None = None
   non_trainable: tuple[str, ...] = ()
   call_kwargs: Callable | None = None
   decode_step: Callable = attend_cache
   state_size: Callable = kv_cache_size
+  init_decode_state: Callable | None = None
+  decode_recurrent: Callable | None = None
+  kv_head_args: Mapping[str, int] = dataclasses.field(default_factory=dict, compare=False)
   # Options for registry-wide tests on short sequences (layer options included); not part of equality/hash.
   example_options: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -79,7 +94,12 @@ class Variant:
     if (self.layer_options or self.non_trainable) and self.init_params is None:
       raise ValueError(f'variant {self.name!r} declares layer_options {self.layer_options} or non_trainable '
                        f'{self.non_trainable} but no init_params to consume them.')
-    object.__setattr__(self, 'example_options', types.MappingProxyType(dict(self.example_options)))
+    if (self.init_decode_state is None) != (self.decode_recurrent is None):
+      raise ValueError(f'variant {self.name!r} must give both init_decode_state and decode_recurrent, or neither.')
+    if not (self.causal or self.bidirectional):
+      raise ValueError(f'variant {self.name!r} supports neither causal nor bidirectional attention.')
+    for field in ('example_options', 'kv_head_args'):
+      object.__setattr__(self, field, types.MappingProxyType(dict(getattr(self, field))))
 
   def __call__(self, q, k, v, **kwargs):
     return self.fn(q, k, v, **kwargs)
@@ -89,6 +109,17 @@ class Variant:
     options = dict(options or {})
     layer = {n: options.pop(n) for n in self.layer_options if n in options}
     return layer, options
+
+
+def _recurrent_variant(name, module, **facts) -> Variant:
+  """The facts and hooks every recurrent family shares (see _recurrent); C is the chunk length."""
+  return Variant(name=name, fn=getattr(module, name), exact=False, causal=True, bidirectional=False,
+                 masks='key_padding', family='recurrent', memory='O(H V)', cross=False,
+                 layer_options=getattr(module, 'LAYER_OPTIONS', ()), init_params=getattr(module, 'init_layer_params',
+                                                                                       None),
+                 call_kwargs=module.call_kwargs, state_size=module.state_size,
+                 init_decode_state=_recurrent.init_decode_state, decode_recurrent=_recurrent.decode_recurrent,
+                 example_options=module.EXAMPLE_OPTIONS, **facts)
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
@@ -120,6 +151,11 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             family='low_rank', time='O(T r H)', memory='O(T r)', layer_options=linformer.LAYER_OPTIONS,
             init_params=linformer.init_layer_params, call_kwargs=linformer.call_kwargs,
             state_size=linformer.state_size, example_options=linformer.EXAMPLE_OPTIONS),
+    _recurrent_variant('retention', retention, time='O(T H V)', kv_head_args={'log_decay': -1}),
+    _recurrent_variant('gla', gla, time='O(T H V)', kv_head_args={'log_gate': -2}),
+    _recurrent_variant('ssd', ssd, time='O(T H V)', kv_head_args={'log_gate': -1}),
+    _recurrent_variant('delta', delta, time='O(T C H + T H V)', kv_head_args={'beta': -1}),
+    _recurrent_variant('gated_delta', gated_delta, time='O(T C H + T H V)', kv_head_args={'beta': -1, 'log_gate': -1}),
 )}
 
 
@@ -133,7 +169,7 @@ def check_cross(name: str) -> Variant:
   """The variant, or a ValueError when it relates positions of one sequence and so has no cross-attention."""
   variant = get(name)
   if not variant.cross:
-    raise ValueError(f'attention variant {name!r} places its window by query and key positions of one sequence, '
-                     f'so it cannot be a cross-attention; use one of '
+    raise ValueError(f'attention variant {name!r} relates query and key positions of one sequence (a window or a '
+                     f'recurrence), so it cannot be a cross-attention; use one of '
                      f'{sorted(n for n, v in VARIANTS.items() if v.cross)}.')
   return variant

@@ -55,6 +55,16 @@ def retention(q, k, v, *, log_decay=None, mask=None, is_causal=True, scale=None,
                        initial_state=initial_state, return_state=return_state)
 
 
+# Hooks for layers (see registry): no parameters; the fixed decays are passed explicitly so that a caller repeating
+# kv heads (grouped-query to multi-head) sees them.
+EXAMPLE_OPTIONS = _recurrent.EXAMPLE_OPTIONS
+
+
+def call_kwargs(params, *, k, options, **_):
+  del params
+  return {'log_decay': options['log_decay'] if options.get('log_decay') is not None else default_log_decay(k.shape[-2])}
+
+
 def step(state, q_t, k_t, v_t, *, log_decay=None, scale=None):
   """One position: state [..., K, H, V], q_t [..., N, H], k_t [..., K, H], v_t [..., K, V], log_decay [K]."""
   g = _log_decay(log_decay, k_t.shape[-2], 'retention.step')

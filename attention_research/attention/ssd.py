@@ -35,6 +35,19 @@ def ssd(q, k, v, *, log_gate, mask=None, is_causal=True, scale=None, return_weig
                        return_state=return_state)
 
 
+# Hooks for layers (see registry): Mamba-2's decay, log_gate = -exp(a_log) softplus(x dt_proj + dt_bias) [..., T, K].
+# (Mamba-2 also scales its input by the step size dt; here k and v stay the layer's projections.)
+EXAMPLE_OPTIONS = _recurrent.EXAMPLE_OPTIONS
+
+
+def init_layer_params(key, *, num_kv_heads, in_features, dtype, **_):
+  return _recurrent.init_decay_params(key, in_features=in_features, num_kv_heads=num_kv_heads, dtype=dtype)
+
+
+def call_kwargs(params, *, inputs_q, **_):
+  return {'log_gate': _recurrent.decay_log_gate(params, inputs_q)}
+
+
 def step(state, q_t, k_t, v_t, *, log_gate, scale=None):
   """One position: state [..., K, H, V], q_t [..., N, H], k_t [..., K, H], v_t [..., K, V], log_gate [..., K]."""
   g = _recurrent.check_step_gate('ssd', 'log_gate', log_gate, k_t.shape[:-1])

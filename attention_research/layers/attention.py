@@ -29,7 +29,9 @@ class MultiHeadAttention(nnx.Module):
   """Self or cross attention: projections, the chosen variant, output projection.
 
   The variant's own parameters, extra call arguments and cached decoding step come from its registry hooks
-  (attention.registry), so this layer works the same way for every registered variant.
+  (attention.registry), so this layer works the same way for every registered variant. A variant that only runs
+  causally (registry fact bidirectional=False, e.g. a recurrence) runs causally even when is_causal is False, and
+  decodes with its O(1) recurrent state instead of a key/value cache.
 
   Args:
     num_heads: query heads N.
@@ -102,7 +104,7 @@ class MultiHeadAttention(nnx.Module):
         kind = RandomFeatures if name in self.info.non_trainable else nnx.Param
         setattr(self, name, kind(value))
       self.variant_param_names = tuple(values)
-    self.cached_key = self.cached_value = self.cache_index = nnx.data(None)
+    self.cached_key = self.cached_value = self.cache_index = self.decode_state = nnx.data(None)
     self._init_refinements(output_gate, qk_norm, sinks, lin, rngs)
 
   def _init_refinements(self, output_gate, qk_norm, sinks, lin, rngs):
@@ -142,11 +144,16 @@ class MultiHeadAttention(nnx.Module):
     return kw
 
   def init_cache(self, batch_size: int, max_length: int, dtype=jnp.float32):
-    """Allocates the key/value cache for incremental decoding of up to max_length positions."""
+    """Allocates the key/value cache for incremental decoding of up to max_length positions, or for a recurrent
+    variant its state (whatever max_length)."""
+    self.cache_index = nnx.Cache(jnp.array(0, jnp.int32))
+    if self.info.init_decode_state is not None:
+      self.decode_state = nnx.Cache(self.info.init_decode_state(
+          batch_size, num_kv_heads=self.num_kv_heads, head_dim=self.head_dim, value_dim=self.head_dim))
+      return
     shape = (batch_size, max_length, self.num_kv_heads, self.head_dim)
     self.cached_key = nnx.Cache(jnp.zeros(shape, dtype))
     self.cached_value = nnx.Cache(jnp.zeros(shape, dtype))
-    self.cache_index = nnx.Cache(jnp.array(0, jnp.int32))
 
   def _split_heads(self, x, heads):
     return x.reshape(x.shape[:-1] + (heads, self.head_dim))
@@ -156,7 +163,8 @@ class MultiHeadAttention(nnx.Module):
     """inputs_q [B, T, D]; inputs_kv [B, S, D_kv] (default inputs_q). mask broadcastable to [B, N, T, S].
 
     decode=True appends this step's keys/values to the cache (see init_cache) and attends over everything
-    cached so far; positions then default to the cache index. Returns [B, T, D_out]. Inside an
+    cached so far, or for a recurrent variant advances its state by these positions; positions then default to
+    the cache index. Returns [B, T, D_out]. Inside an
     nnx.capture of nnx.Intermediate the weights [B, N, T, S] are sown as 'attention_weights' (layers.capture).
     """
     self_attention = inputs_kv is None
@@ -170,14 +178,16 @@ class MultiHeadAttention(nnx.Module):
       if self.cache_index is None:
         raise ValueError('decode=True needs init_cache(batch_size, max_length) first.')
       index = self.cache_index[...]
-      T, L = q.shape[-3], self.cached_key.shape[1]
+      T = q.shape[-3]
       if positions is None:
         positions = index + jnp.arange(T)
       kv_positions = positions
     if self.use_rope:
       q = positional.rope(q, positions, base=self.rope_base)
       k = positional.rope(k, kv_positions if kv_positions is not None else positions, base=self.rope_base)
-    if decode:
+    recurrent = decode and self.info.decode_recurrent is not None
+    if decode and not recurrent:
+      L = self.cached_key.shape[1]
       start = (0, index, 0, 0)
       self.cached_key[...] = jax.lax.dynamic_update_slice(self.cached_key[...], k.astype(self.cached_key.dtype),
                                                           start)
@@ -194,9 +204,14 @@ class MultiHeadAttention(nnx.Module):
     if self.sink_logits is not None:
       kw['sinks'] = self.sink_logits[...]
     want = capturing(self)
-    if decode:
+    if recurrent:
+      self.cache_index[...] = index + T
+      result, self.decode_state[...] = self.info.decode_recurrent(self.info.fn, self.decode_state[...], q, k, v,
+                                                                  index=index, mask=mask, return_weights=want, **kw)
+    elif decode:
       result = self.info.decode_step(self.info.fn, q, k, v, index=index, mask=mask, return_weights=want, **kw)
     else:
+      is_causal = is_causal or not self.info.bidirectional
       result = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=want, **kw)
     out, weights = result if want else (result, None)
     if want:

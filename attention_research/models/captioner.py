@@ -87,7 +87,8 @@ class CaptionerConfig:
     if self.encoder == 'patch' and self.image_size % self.grid:
       raise ValueError(f"encoder 'patch' cuts the image into grid x grid patches: image_size={self.image_size} "
                        f'must be a multiple of grid={self.grid}.')
-    attention_lib.get(self.attention)  # ValueError naming the unknown variant
+    if not attention_lib.get(self.attention).bidirectional:  # ValueError naming an unknown variant too
+      attention_lib.check_cross(self.attention)  # a recurrence has no cross form (one key per query position)
     if not attention_lib.get(self.self_attention).causal:
       raise ValueError(f'self_attention={self.self_attention!r} does not support causal masking; causal '
                        f'variants: {sorted(n for n, v in attention_lib.VARIANTS.items() if v.causal)}.')

@@ -35,6 +35,28 @@ HEADS = ('pool', 'tagging')
 BIAS_SCHEMES = ('alibi', 'relative')
 
 
+# Joins per-layer variant names in one string ('gated_delta+gated_delta+dot_product'): it survives flags and
+# comma-separated lists (experiments.compare --variants) and names the hybrid in result tables and workdirs.
+HYBRID_SEPARATOR = '+'
+
+
+def freeze_layer_options(options) -> FrozenDict | tuple[FrozenDict, ...]:
+  """freeze_options, or a tuple of them for a list or tuple of mappings (per-layer options of a hybrid)."""
+  if isinstance(options, (list, tuple)) and all(isinstance(o, Mapping) for o in options) and options:
+    return tuple(freeze_options(o) for o in options)
+  return freeze_options(options)
+
+
+def parse_variants(spec) -> str | tuple[str, ...]:
+  """A variant name stays a name; 'a+b+c' or a list/tuple of names becomes the tuple of per-layer names."""
+  if isinstance(spec, str):
+    return tuple(spec.split(HYBRID_SEPARATOR)) if HYBRID_SEPARATOR in spec else spec
+  if isinstance(spec, (list, tuple)) and spec and all(isinstance(n, str) for n in spec):
+    return tuple(spec)
+  raise ValueError(f'attention must be a variant name, names joined by {HYBRID_SEPARATOR!r} or a non-empty list '
+                   f'of names (one per layer); got {spec!r}.')
+
+
 def takes_bias(variant: str) -> bool:
   """Variants restricted to key-padding masks have no score matrix to add a bias to."""
   return attention.get(variant).masks == 'full'
@@ -47,9 +69,12 @@ class TransformerConfig:
   attention / attention_options: self-attention variant and its options (both the encoder's and the
     decoder's self-attention). Options named in LAYER_OPTIONS (rope_base) or in the variant's
     layer_options (rank, hidden, num_features, ...) go to the layer; the rest (window, normalizer,
-    block_size, ...) to the variant function.
+    block_size, ...) to the variant function. A hybrid names one variant per layer: a tuple/list of names or
+    one string joined by '+' ('gated_delta+gated_delta+dot_product'), whose length must equal the number of
+    layers of every stack built from it; its attention_options are one mapping for every layer or a tuple of
+    one mapping per layer.
   cross_attention / cross_attention_options: the decoder's cross-attention; default: the self-attention's
-    (dot_product when that is local, which has no cross-attention form).
+    (dot_product when that is local or recurrent, which have no cross-attention form, or a hybrid).
   num_kv_heads: key/value heads; < num_heads is grouped-query, 1 is multi-query (default num_heads).
   target_vocab_size: EncoderDecoder target vocabulary; None shares the source embedding table.
   tie_embeddings: output projection = transposed target embedding table.
@@ -68,8 +93,8 @@ class TransformerConfig:
   dropout_rate: float = 0.0
   max_length: int = 512
   positional: str = 'sinusoidal'
-  attention: str = 'dot_product'
-  attention_options: Mapping[str, Any] = dataclasses.field(default_factory=FrozenDict)
+  attention: str | tuple[str, ...] = 'dot_product'
+  attention_options: Mapping[str, Any] | tuple[Mapping[str, Any], ...] = dataclasses.field(default_factory=FrozenDict)
   cross_attention: str | None = None
   cross_attention_options: Mapping[str, Any] | None = None
   target_vocab_size: int | None = None
@@ -84,11 +109,20 @@ class TransformerConfig:
   relative_max_distance: int = 128
 
   def __post_init__(self):
-    object.__setattr__(self, 'attention_options', freeze_options(self.attention_options))
+    object.__setattr__(self, 'attention', parse_variants(self.attention))
+    object.__setattr__(self, 'attention_options', freeze_layer_options(self.attention_options))
     if self.cross_attention_options is not None:
-      object.__setattr__(self, 'cross_attention_options', freeze_options(self.cross_attention_options))
+      object.__setattr__(self, 'cross_attention_options', freeze_layer_options(self.cross_attention_options))
     layers.check_scheme(self.positional)
-    attention.get(self.attention)
+    for name in self.variants:
+      attention.get(name)
+    if self.hybrid and len(self.attention) not in (self.num_encoder_layers, self.num_decoder_layers):
+      raise ValueError(f'attention names {len(self.attention)} per-layer variants {self.attention}, but the stacks '
+                       f'have num_encoder_layers={self.num_encoder_layers} and num_decoder_layers='
+                       f'{self.num_decoder_layers} layers.')
+    if isinstance(self.attention_options, tuple) and len(self.attention_options) != len(self.variants):
+      raise ValueError(f'per-layer attention_options ({len(self.attention_options)} mappings) need a hybrid '
+                       f'attention with as many layers; got attention={self.attention!r}.')
     attention.check_cross(self.cross_variant)
     for name in ('d_model', 'num_heads', 'max_length', 'relative_buckets', 'relative_max_distance'):
       check_positive(name, getattr(self, name))
@@ -104,7 +138,7 @@ class TransformerConfig:
       raise ValueError(f"positional='rope' needs an even head size; got d_model / num_heads = {self.head_dim}.")
     if self.positional == 'sinusoidal' and self.d_model % 2:
       raise ValueError(f"positional='sinusoidal' needs an even d_model; got d_model={self.d_model}.")
-    if self.positional in BIAS_SCHEMES and not takes_bias(self.attention):
+    if self.positional in BIAS_SCHEMES and not all(takes_bias(n) for n in self.variants):
       raise ValueError(
           f'positional={self.positional!r} adds a bias to the attention scores, but attention='
           f'{self.attention!r} takes no bias (it supports key-padding masks only); use rope, sinusoidal, '
@@ -123,6 +157,24 @@ class TransformerConfig:
         raise ValueError(f'{name}={value} is outside the vocabulary [0, {self.vocab_size}).')
 
   @property
+  def hybrid(self) -> bool:
+    return isinstance(self.attention, tuple)
+
+  @property
+  def variants(self) -> tuple[str, ...]:
+    """The distinct-or-not variant names: the per-layer tuple of a hybrid, else (attention,)."""
+    return self.attention if self.hybrid else (self.attention,)
+
+  def layer_variants(self, num_layers: int) -> tuple[str, ...]:
+    """The self-attention variant of each of num_layers layers (ValueError when a hybrid has another length)."""
+    if not self.hybrid:
+      return (self.attention,) * num_layers
+    if len(self.attention) != num_layers:
+      raise ValueError(f'attention names {len(self.attention)} per-layer variants {self.attention} for a stack of '
+                       f'{num_layers} layers; give one variant per layer.')
+    return self.attention
+
+  @property
   def kv_heads(self) -> int:
     return self.num_heads if self.num_kv_heads is None else self.num_kv_heads
 
@@ -139,21 +191,24 @@ class TransformerConfig:
     if self.cross_attention is not None:
       return self.cross_attention
     # A self-attention variant that only makes sense within one sequence (local) leaves cross-attention exact.
-    return self.attention if attention.get(self.attention).cross else 'dot_product'
+    return self.attention if not self.hybrid and attention.get(self.attention).cross else 'dot_product'
 
   @property
   def target_vocab(self) -> int:
     return self.vocab_size if self.target_vocab_size is None else self.target_vocab_size
 
-  def attention_kwargs(self, *, cross: bool = False) -> dict:
-    """MultiHeadAttention keyword arguments for the self- or cross-attention layers."""
+  def attention_kwargs(self, *, cross: bool = False, layer: int = 0) -> dict:
+    """MultiHeadAttention keyword arguments for the self- or cross-attention layers (of layer `layer` of a
+    hybrid)."""
     if cross:
       variant = self.cross_variant
       options = self.cross_attention_options
       if options is None:
         options = self.attention_options if self.cross_attention in (None, self.attention) else {}
+        options = {} if self.hybrid else options
     else:
-      variant, options = self.attention, self.attention_options
+      variant, options = self.variants[layer if self.hybrid else 0], self.attention_options
+      options = options[layer] if isinstance(options, tuple) else options
     kw = dict(variant=variant, num_kv_heads=self.kv_heads, max_length=self.max_length,
               use_rope=self.positional == 'rope' and not cross)
     layer_options = LAYER_OPTIONS + attention.get(variant).layer_options
@@ -167,10 +222,14 @@ class TransformerConfig:
       raise ValueError(f'a {kind} needs vocab_size; got vocab_size=None.')
     if kind == 'encoder' and self.num_classes is None:
       raise ValueError('an encoder classifier needs num_classes; got num_classes=None.')
+    if kind in ('encoder', 'encoder_decoder'):
+      self.layer_variants(self.num_encoder_layers)
     if kind in ('encoder_decoder', 'decoder_lm'):
-      if not attention.get(self.attention).causal:
-        raise ValueError(f'attention={self.attention!r} does not support causal attention (its facts say '
-                         f'causal=False), which a decoder needs.')
+      self.layer_variants(self.num_decoder_layers)
+      for name in self.variants:
+        if not attention.get(name).causal:
+          raise ValueError(f'attention={name!r} does not support causal attention (its facts say causal=False), '
+                           f'which a decoder needs.')
       if self.pad_id != 0:
         raise ValueError(f'decoders need pad_id=0 (decoding pads finished sequences with 0); got {self.pad_id}.')
       for name in ('bos_id', 'eos_id'):
@@ -193,11 +252,12 @@ class TransformerStack(nnx.Module):
   def __init__(self, cfg: TransformerConfig, num_layers: int, *, causal: bool = False, cross: bool = False,
                rngs: nnx.Rngs):
     self.cfg, self.causal = cfg, causal
+    cfg.layer_variants(num_layers)
     self.blocks = nnx.List([
-        layers.TransformerBlock(cfg.d_model, cfg.num_heads, cfg.mlp_features, attention=cfg.attention_kwargs(),
+        layers.TransformerBlock(cfg.d_model, cfg.num_heads, cfg.mlp_features, attention=cfg.attention_kwargs(layer=i),
                                 cross_attention=cfg.attention_kwargs(cross=True) if cross else None,
                                 memory_features=cfg.d_model, dropout_rate=cfg.dropout_rate, rngs=rngs)
-        for _ in range(num_layers)])
+        for i in range(num_layers)])
     if cfg.positional == 'learned':
       self.position_embedding = layers.LearnedPositionEmbedding(cfg.max_length, cfg.d_model, rngs=rngs)
     if cfg.positional == 'relative':
@@ -216,7 +276,8 @@ class TransformerStack(nnx.Module):
     attn = self.blocks[0].self_attention
     if attn.cache_index is None:
       raise ValueError('decode=True needs init_cache(batch_size, max_length) first.')
-    return attn.cache_index[...], attn.cached_key.shape[1]
+    # Only position biases use the cache length; they need score matrices, so every layer then has a key cache.
+    return attn.cache_index[...], None if attn.cached_key is None else attn.cached_key.shape[1]
 
   def __call__(self, x, mask=None, *, memory=None, memory_mask=None, decode: bool = False,
                deterministic: bool = True):

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.core import FrozenDict
 
-from attention_research.models._checks import check_positive, freeze_options
+from attention_research.models._checks import check_positive
 from attention_research.models.transformer import POOLINGS, TransformerConfig, TransformerStack
+from attention_research.models.transformer import freeze_layer_options, parse_variants
 
 PATCH_EMBEDDINGS = ('conv', 'linear')
 
@@ -42,8 +43,8 @@ class ViTConfig:
   mlp_dim: int | None = None
   dropout_rate: float = 0.0
   positional: str = 'learned'
-  attention: str = 'dot_product'
-  attention_options: Mapping[str, Any] = dataclasses.field(default_factory=FrozenDict)
+  attention: str | tuple[str, ...] = 'dot_product'  # or one per layer, as in TransformerConfig
+  attention_options: Mapping[str, Any] | tuple[Mapping[str, Any], ...] = dataclasses.field(default_factory=FrozenDict)
   pooling: str = 'cls'
   patch_embedding: str = 'conv'
 
@@ -51,7 +52,8 @@ class ViTConfig:
     image, patch = _pair('image_size', self.image_size), _pair('patch_size', self.patch_size)
     object.__setattr__(self, 'image_size', image)
     object.__setattr__(self, 'patch_size', patch)
-    object.__setattr__(self, 'attention_options', freeze_options(self.attention_options))
+    object.__setattr__(self, 'attention', parse_variants(self.attention))
+    object.__setattr__(self, 'attention_options', freeze_layer_options(self.attention_options))
     if image[0] % patch[0] or image[1] % patch[1]:
       raise ValueError(f'patch_size={patch} does not divide image_size={image}.')
     for name in ('channels', 'num_classes'):
@@ -73,7 +75,8 @@ class ViTConfig:
   def encoder_config(self) -> TransformerConfig:
     return TransformerConfig(
         d_model=self.d_model, num_heads=self.num_heads, num_kv_heads=self.num_kv_heads,
-        num_encoder_layers=self.num_layers, mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
+        num_encoder_layers=self.num_layers, num_decoder_layers=self.num_layers, mlp_dim=self.mlp_dim,
+        dropout_rate=self.dropout_rate,
         max_length=self.num_patches + (self.pooling == 'cls'), positional=self.positional,
         attention=self.attention, attention_options=self.attention_options, num_classes=self.num_classes,
         pooling=self.pooling)

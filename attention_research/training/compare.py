@@ -6,9 +6,13 @@ Each variant trains every seed (and sweep value) with the same config apart from
 config.variant_fields; the table has one row per variant and sweep value. A variant that crashes
 becomes a row with its error and the others still run. Workdirs: <workdir>/<variant>[/<member>].
 
-Each row also has attention statistics of every seed on one fixed example (the test split's first; see
-`plots`), and plot=True draws that example's attention for each variant's first seed in
-<workdir>/plots/<variant>/.
+A variant may be a per-layer hybrid of a Transformer model: names joined by '+', one per layer
+('gated_delta+gated_delta+dot_product' for a 3-layer stack). '+' survives the comma-separated --variants flag
+and names the hybrid's row and workdir.
+
+Each row also has the decoding state size (`state_size`) and attention statistics of every seed on one fixed
+example (the test split's first; see `plots`), and plot=True draws that example's attention for each variant's
+first seed in <workdir>/plots/<variant>/.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ import time
 import traceback
 from typing import Sequence
 
+import numpy as np
+from flax import nnx
+
+from attention_research import layers
 from attention_research.training import loop, objectives, plots, results, seeds as seeds_lib
 from attention_research.training.config import ExperimentConfig
 from attention_research.training.objectives import seq2seq
@@ -85,6 +93,27 @@ def check_variants(cfg: ExperimentConfig, variants: Sequence[str]):
     if error is not None and error != baseline:
       raise ValueError(f'--variants: unknown variant {v!r} for {cfg.model["name"]} ({error}); registered attention '
                        f'variants: {sorted(attention.VARIANTS)}.')
+
+
+STATE_SIZE_NOTE = ('state size: floats per sequence that decoding keeps in one attention layer (key/value cache, '
+                   'window or recurrent state, from the registry\'s state_size at the task\'s sequence length), '
+                   'the mean over the model\'s attention layers (a hybrid\'s per-layer mean).')
+
+
+def state_size(model) -> float | None:
+  """Mean over the model's attention layers of the registry's state_size at the layer's max_length (the task's
+  sequence length, which the task fills into the model config); None when it has none with a known length."""
+  sizes = [m.info.state_size(num_kv_heads=m.num_kv_heads, head_dim=m.head_dim, value_dim=m.head_dim,
+                             length=m.max_length, **m.variant_options, **m.layer_options)
+           for _, m in nnx.iter_graph(model) if isinstance(m, layers.MultiHeadAttention) and m.max_length]
+  return float(np.mean(sizes)) if sizes else None
+
+
+def _model_state_size(run) -> float | None:
+  try:
+    return state_size(run.model(0))
+  except ValueError:  # a run that keeps no trained model
+    return None
 
 
 def _row_from_runs(variant: str, sweep: str, runs: list[tuple[Member, dict]], result_meta: dict,
@@ -168,7 +197,7 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
         meta = dict(params=mine[0].num_params,
                     steps_per_second=sum(r.steps_per_second for r in mine) / len(mine),
                     peak_memory_bytes=max(r.peak_memory_bytes for r in mine),
-                    compile_seconds=max(r.compile_seconds for r in mine))
+                    compile_seconds=max(r.compile_seconds for r in mine), state_size=_model_state_size(mine[0]))
         rows.append(_row_from_runs(variant, s, per_member, meta, seed_mode, attention))
     except Exception as e:  # pylint: disable=broad-except  (a crashed variant is a row, the rest still run)
       message = f'{type(e).__name__}: {e}'
@@ -185,6 +214,8 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
            'steps/s: training steps per second after compilation (evaluation excluded); peak mem: XLA memory '
            'analysis of the compiled train step (arguments + outputs + temporaries)'
            + (', all vmapped members together.' if seed_mode == 'vmap' else '.')]
+  if any(r.state_size is not None for r in rows):
+    notes.append(STATE_SIZE_NOTE)
   if any(r.attention for r in rows):
     notes.append(f'attn entropy: attention entropy normalised by log(#keys each query may see), 0 = one key, '
                  f'1 = uniform; attn distance: mean |query - key| position distance in self-attention; both '

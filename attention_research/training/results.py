@@ -2,8 +2,9 @@
 
 Parameters are compared with the first row; a difference over 10% is flagged, following Long Range
 Arena's rule that compared models should have similar parameter counts. A crashed variant is a row
-with its error. Rows may carry attention statistics (per seed, like metrics); their columns appear after the
-others when any row has them. Written as results.md, results.csv and results.json.
+with its error. Rows may carry the decoding state size (floats per sequence per layer, see compare) and
+attention statistics (per seed, like metrics); their columns appear after the others when any row has them.
+Written as results.md, results.csv and results.json.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Row:
   seed_mode: str = ''
   error: str | None = None
   attention: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # per seed, ATTENTION_COLUMNS
+  state_size: float | None = None  # floats per sequence per attention layer that decoding keeps
 
   @property
   def label(self) -> str:
@@ -54,6 +56,10 @@ class Table:
     if not base or row.params is None:
       return None
     return (row.params - base) / base
+
+  @property
+  def has_state_size(self) -> bool:
+    return any(r.state_size is not None for r in self.rows)
 
   @property
   def attention_names(self) -> list[str]:
@@ -75,8 +81,10 @@ class Table:
     n_seeds = max((len(r.seeds) for r in self.rows), default=0)
     over = f'mean ± std over {n_seeds} seeds' if n_seeds > 1 else '1 seed'
     attention = self.attention_names
+    state = self.has_state_size
     head = (['variant', 'params', 'Δ params'] + [f'{m} {"↑" if d == "max" else "↓"}' for m, d in self.metric_names]
-            + ['steps/s', 'peak mem (MiB)', 'compile (s)'] + [dict(ATTENTION_COLUMNS)[k] for k in attention])
+            + ['steps/s', 'peak mem (MiB)', 'compile (s)'] + ['state size'] * state
+            + [dict(ATTENTION_COLUMNS)[k] for k in attention])
     lines = [f'### {self.title}', '', f'Metrics: {over}.', '',
              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in self.rows:
@@ -87,6 +95,7 @@ class Table:
         cells = ([r.label, _int(r.params), _pct(diff)]
                  + [_fmt_ms(r.metrics.get(m)) for m, _ in self.metric_names]
                  + [_num(r.steps_per_second, 1), _num(_mib(r.peak_memory_bytes), 2), _num(r.compile_seconds, 1)]
+                 + [_int(r.state_size)] * state
                  + [_fmt_ms(r.attention.get(k)) for k in attention])
       lines.append('| ' + ' | '.join(cells) + ' |')
     if any(_flag(self.params_diff(r)) for r in self.rows):
@@ -101,7 +110,7 @@ class Table:
     attention = self.attention_names
     w.writerow(['variant', 'sweep', 'seeds', 'params', 'params_diff', 'params_flag']
                + [f'{m}_{s}' for m in names for s in ('mean', 'std')]
-               + ['steps_per_second', 'peak_memory_mib', 'compile_seconds', 'seed_mode', 'error']
+               + ['steps_per_second', 'peak_memory_mib', 'compile_seconds', 'seed_mode', 'error', 'state_size']
                + [f'{k}_{s}' for k in attention for s in ('mean', 'std')])
     for r in self.rows:
       diff = self.params_diff(r)
@@ -113,8 +122,8 @@ class Table:
       for k in attention:
         extra += list(mean_std(r.attention.get(k)))
       w.writerow([r.variant, r.sweep, len(r.seeds), r.params, diff, _flag(diff)] + stats
-                 + [r.steps_per_second, _mib(r.peak_memory_bytes), r.compile_seconds, r.seed_mode, r.error or '']
-                 + extra)
+                 + [r.steps_per_second, _mib(r.peak_memory_bytes), r.compile_seconds, r.seed_mode, r.error or '',
+                    r.state_size] + extra)
     return out.getvalue()
 
   def write(self, directory: str) -> dict[str, str]:
@@ -162,7 +171,7 @@ def _pct(diff: float | None) -> str:
 def _int(n) -> str:
   if n is None:
     return '–'
-  return f'{n / 1e6:.2f}M' if n >= 1e6 else (f'{n / 1e3:.1f}k' if n >= 1e4 else str(n))
+  return f'{n / 1e6:.2f}M' if n >= 1e6 else (f'{n / 1e3:.1f}k' if n >= 1e4 else f'{n:g}')
 
 
 def _num(x, digits) -> str:

@@ -21,6 +21,10 @@ def _kwargs(name, q, k, v):
 def test_empty_sequences_in_values_weights_jit_and_eager(name, T, S):
   fn = attention.get('dot_product' if name == 'dot_product_flash' else name).fn
   q, k, v = jnp.ones((2, T, 4, 8)), jnp.ones((2, S, 2, 8)), jnp.ones((2, S, 2, 5))
+  if name in attention.VARIANTS and attention.get(name).family == 'recurrent' and T != S:
+    with pytest.raises(ValueError, match='one sequence'):  # a recurrence has one key per query position
+      fn(q, k, v, **_kwargs(name, q, k[:, :T], v[:, :T]))
+    return
   kw = _kwargs(name, q, k, v)
   if name == 'dot_product_flash':
     kw['implementation'] = 'flash'

@@ -7,7 +7,7 @@ import pytest
 
 from attention_research import attention
 from tests.attention.inputs import half_tolerance, large_logits
-from tests.attention.variant_cases import variant_kwargs
+from tests.attention.variant_cases import repeat_kv_heads, variant_kwargs
 
 NAMES = sorted(attention.VARIANTS)
 CAUSAL = [n for n in NAMES if attention.get(n).causal]
@@ -69,7 +69,10 @@ def test_fully_masked_rows_give_zeros_and_finite_gradients(name, qkv):
 def test_grouped_query_equals_multi_head_with_repeated_kv(name, qkv):
   q, k, v = qkv(N=4, K=2)
   grouped = call(name, q, k, v)
-  repeated = call(name, q, jnp.repeat(k, 2, axis=-2), jnp.repeat(v, 2, axis=-2))
+  k2, v2 = jnp.repeat(k, 2, axis=-2), jnp.repeat(v, 2, axis=-2)
+  # Arguments with one entry per kv head (gates, decays) are those of the grouped call, repeated like k and v.
+  kw = {**variant_kwargs(name, q, k2, v2), **repeat_kv_heads(name, variant_kwargs(name, q, k, v), 2)}
+  repeated = attention.get(name)(q, k2, v2, **kw)
   np.testing.assert_allclose(grouped, repeated, atol=2e-5, rtol=2e-5)
 
 
@@ -157,7 +160,7 @@ def test_state_size_is_a_positive_int(name):
   longer = variant.state_size(num_kv_heads=2, head_dim=8, value_dim=6, length=64, **variant.example_options)
   if variant.exact and name != 'local':
     assert size == 2 * (8 + 6) * 16 and longer == 4 * size  # every key and value of the sequence
-  if variant.family == 'kernel':
+  if variant.family in ('kernel', 'recurrent'):
     assert longer == size  # a recurrent state does not grow with the sequence
 
 

@@ -33,3 +33,10 @@ def variant_kwargs(name: str, q, k, v, *, key=None):
     options.update(variant.call_kwargs(params, q=q3, k=k3, v=v3, inputs_q=q3.reshape(q3.shape[:-2] + (N * H,)),
                                        inputs_kv=k3.reshape(k3.shape[:-2] + (K * H,)), options=dict(options)))
   return options
+
+
+def repeat_kv_heads(name: str, kwargs: dict, times: int) -> dict:
+  """The per-kv-head arguments among kwargs (the registry's kv_head_args), each repeated `times` along its head
+  axis, as when each kv head is repeated `times` (grouped-query to multi-head)."""
+  axes = attention.get(name).kv_head_args
+  return {n: jnp.repeat(x, times, axis=axes[n]) for n, x in kwargs.items() if n in axes}

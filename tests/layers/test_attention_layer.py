@@ -166,3 +166,16 @@ def test_every_option_together_decodes_like_the_full_causal_pass():
 def test_bad_refinement_options_raise(kwargs, match):
   with pytest.raises(ValueError, match=match):
     layers.MultiHeadAttention(4, D, rngs=nnx.Rngs(0), **kwargs)
+
+
+@pytest.mark.parametrize('variant', [n for n, v in sorted(attention.VARIANTS.items()) if v.decode_recurrent])
+def test_recurrent_decoding_carries_a_constant_state_not_a_growing_cache(variant):
+  layer = layer_for(variant, num_kv_heads=2)
+  layer.init_cache(B, 1000)
+  assert layer.cached_key is None and layer.decode_state.shape == (B, 2, D // 4, D // 4)
+  x = x_input()
+  for t in range(2):
+    layer(x[:, t:t + 1], decode=True)
+  assert int(layer.cache_index[...]) == 2 and layer.decode_state.shape == (B, 2, D // 4, D // 4)
+  # Asked for full attention, a causal-only variant still runs causally: the first output ignores later inputs.
+  np.testing.assert_allclose(layer(x)[:, :1], layer(x.at[:, 1:].set(0.0))[:, :1], atol=1e-6)

@@ -127,6 +127,10 @@ def test_transformer_decoder_runs_with_every_variant(name):
   """Cross-attention over regions (no mask) works with every variant; self-attention with the causal ones."""
   info = attention.get(name)
   self_name = name if info.causal else 'dot_product'
+  if not info.bidirectional:  # a recurrence has no cross form: it runs as the causal self-attention only
+    with pytest.raises(ValueError, match='cannot be a cross-attention'):
+      CaptionerConfig(**TRANSFORMER_CFG, attention=name)
+    name = 'dot_product'
   cfg = CaptionerConfig(**TRANSFORMER_CFG, attention=name, attention_options=VARIANT_OPTIONS.get(name, {}),
                         self_attention=self_name, self_attention_options=VARIANT_OPTIONS.get(self_name, {}))
   model = Captioner(cfg, rngs=nnx.Rngs(0))

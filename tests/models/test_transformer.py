@@ -346,3 +346,66 @@ def test_grouped_and_multi_query_heads_run():
     model = tr.DecoderLM(config(num_kv_heads=kv), rngs=nnx.Rngs(0))
     assert model.decoder.blocks[0].self_attention.key.kernel.shape == (16, kv * 4)
     assert model(tokens(20, (2, 8))).shape == (2, 8, V)
+
+
+# ------------------------------------------------------------------------------------- recurrent and hybrid
+RECURRENT = [n for n in ALL_VARIANTS if attention.get(n).decode_recurrent]
+
+
+@pytest.mark.parametrize('variant', RECURRENT)
+def test_recurrent_decoder_lm_greedy_generation_is_the_teacher_forced_argmax(variant):
+  model = tr.DecoderLM(config(attention=variant, positional='rope', num_decoder_layers=2), rngs=nnx.Rngs(3))
+  prompt = shift_right(tokens(21, (2, 3)))
+  out = model.generate(prompt, max_new_tokens=5)
+  argmax_consistent(model(out)[:, 2:-1], out[:, 3:])
+  model.init_cache(2, 1000)
+  attn = model.decoder.blocks[0].self_attention
+  assert attn.cached_key is None and attn.decode_state.shape == (2, 2, 4, 4)  # [B, K, H, V] whatever the length
+
+
+@pytest.mark.parametrize('spec', [('gated_delta', 'dot_product', 'gated_delta'), 'gla+gla+dot_product'])
+def test_hybrid_decoder_lm_trains_one_step_and_decodes_consistently(spec):
+  cfg = config(attention=spec, num_decoder_layers=3, positional='rope')
+  names = spec if isinstance(spec, tuple) else tuple(spec.split('+'))
+  assert cfg.attention == names and hash(cfg)
+  model = tr.DecoderLM(cfg, rngs=nnx.Rngs(0))
+  assert tuple(b.self_attention.variant for b in model.decoder.blocks) == names
+  x = shift_right(tokens(22, (2, 8)))
+  losses = overfit(model, lambda m: xent(m(x)[:, :-1], x[:, 1:]), steps=2)
+  assert np.all(np.isfinite(losses)) and losses[1] < losses[0]
+  full = model(x)
+  np.testing.assert_allclose(cached_logits(model, x), full, atol=2e-4, rtol=2e-4)
+  prompt = x[:, :2]
+  out = model.generate(prompt, max_new_tokens=4)
+  argmax_consistent(model(out)[:, 1:-1], out[:, 2:])
+
+
+def test_hybrid_per_layer_options_and_bad_lengths():
+  cfg = config(attention=('gla', 'dot_product'), attention_options=({'gate_rank': 2, 'chunk_size': 4}, {}),
+               num_encoder_layers=2, num_decoder_layers=2)
+  model = tr.DecoderLM(cfg, rngs=nnx.Rngs(0))
+  first, second = (b.self_attention for b in model.decoder.blocks)
+  assert first.gate_down.shape == (16, 2) and dict(first.variant_options) == {'chunk_size': 4}
+  assert second.variant == 'dot_product' and not second.variant_options
+  assert model(tokens(23, (2, 8))).shape == (2, 8, V)
+  with pytest.raises(ValueError, match='3 per-layer variants'):
+    config(attention='linear+linear+dot_product', num_encoder_layers=2, num_decoder_layers=2)
+  with pytest.raises(ValueError, match='stack of 1 layers'):
+    tr.Encoder(config(attention='linear+dot_product', num_encoder_layers=1, num_decoder_layers=2), rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match='per-layer attention_options'):
+    config(attention='linear', attention_options=({}, {}))
+  with pytest.raises(ValueError, match='linear'):
+    config(attention=('dot_product', 'linear'), positional='alibi')
+  with pytest.raises(ValueError, match='bogus'):
+    config(attention='dot_product+bogus')
+
+
+def test_hybrid_vit_runs_and_checks_its_length():
+  from attention_research.models import vit  # pylint: disable=g-import-not-at-top
+  cfg = vit.ViTConfig(image_size=4, patch_size=2, channels=1, num_classes=C, d_model=16, num_heads=4, num_layers=2,
+                      attention=['gated_delta', 'dot_product'], pooling='mean')
+  model = vit.ViT(cfg, rngs=nnx.Rngs(0))
+  image = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 1))
+  loss_and_finite_grads(model, lambda m, x: (xent(m(x), jnp.arange(2)), None), image)
+  with pytest.raises(ValueError, match='3 per-layer variants'):
+    vit.ViTConfig(num_layers=2, attention='linear+linear+linear')

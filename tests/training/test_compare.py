@@ -64,3 +64,26 @@ def test_variant_names_are_checked_without_the_tasks_sizes(arg, known, unknown):
   compare.check_variants(cfg, known)
   with pytest.raises(ValueError, match=f"unknown variant '{unknown}' for {cfg.model['name']}.*known"):
     compare.check_variants(cfg, known + [unknown])
+
+
+def test_hybrid_patterns_are_one_variant_and_checked_against_the_layer_count():
+  cfg = ExperimentConfig.from_config_dict(compare.load_config_file(os.path.join(ROOT, 'configs',
+                                                                                'classification.py')))
+  assert compare.parse_list('dot_product,gated_delta+dot_product') == ['dot_product', 'gated_delta+dot_product']
+  compare.check_variants(cfg, ['dot_product', 'gated_delta+dot_product'])  # two encoder layers
+  with pytest.raises(ValueError, match="unknown variant 'gla\\+gla\\+gla'.*3 per-layer variants"):
+    compare.check_variants(cfg, ['gla+gla+gla'])
+
+
+def test_state_size_is_the_per_layer_mean_of_the_registry_sizes():
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from attention_research.models import transformer as tr  # pylint: disable=g-import-not-at-top
+  base = dict(vocab_size=7, d_model=16, num_heads=4, num_kv_heads=2, num_decoder_layers=2, max_length=12)
+  K, H, L = 2, 4, 12
+  exact = tr.DecoderLM(tr.TransformerConfig(**base), rngs=nnx.Rngs(0))
+  assert compare.state_size(exact) == K * (H + H) * L
+  hybrid = tr.DecoderLM(tr.TransformerConfig(**base, attention='gated_delta+dot_product'), rngs=nnx.Rngs(0))
+  assert compare.state_size(hybrid) == (K * H * H + K * (H + H) * L) / 2
+  longer = tr.DecoderLM(tr.TransformerConfig(**dict(base, max_length=48), attention='gated_delta+gated_delta'),
+                        rngs=nnx.Rngs(0))
+  assert compare.state_size(longer) == K * H * H  # a recurrent state does not grow with the sequence

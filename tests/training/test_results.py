@@ -46,3 +46,15 @@ def test_csv_and_json(tmp_path):
   assert data['rows'][1]['summary']['accuracy'] == [0.5, 0.0]
   assert data['rows'][2]['params_diff'] == pytest.approx(0.2)
   assert open(paths['md']).read() == _table().markdown()
+
+
+def test_state_size_column_appears_when_a_row_has_it():
+  assert 'state size' not in _table().markdown()
+  table = _table()
+  table.rows[0].state_size, table.rows[1].state_size = 24576.0, 512.0
+  md = table.markdown()
+  assert '| compile (s) | state size |' in md
+  assert '| 12.5 | 3.00 | 1.5 | 24.6k |' in md and '| 20.0 | 1.00 | 1.0 | 512 |' in md
+  assert '| 5.0 | 1.00 | 2.0 | – |' in md
+  rows = list(csv.DictReader(io.StringIO(table.csv())))
+  assert float(rows[1]['state_size']) == 512.0 and rows[2]['state_size'] == ''
