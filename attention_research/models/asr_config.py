@@ -70,9 +70,9 @@ class ASRConfig:
   subsampling_channels: int | None = None
   dropout_rate: float = 0.1
   positional: str = 'sinusoidal'
-  encoder_attention: str = 'dot_product'
+  encoder_attention: str = attention.DEFAULT_VARIANT
   encoder_attention_options: Mapping[str, Any] = dataclasses.field(default_factory=FrozenDict)
-  decoder_attention: str = 'dot_product'
+  decoder_attention: str = attention.DEFAULT_VARIANT
   decoder_attention_options: Mapping[str, Any] = dataclasses.field(default_factory=FrozenDict)
   cross_attention: str | None = None
   cross_attention_options: Mapping[str, Any] | None = None

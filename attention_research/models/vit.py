@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.core import FrozenDict
 
+from attention_research import attention
 from attention_research.models._checks import check_positive
 from attention_research.models.transformer import POOLINGS, TransformerConfig, TransformerStack
 from attention_research.models.transformer import freeze_layer_options, parse_variants
@@ -43,7 +44,7 @@ class ViTConfig:
   mlp_dim: int | None = None
   dropout_rate: float = 0.0
   positional: str = 'learned'
-  attention: str | tuple[str, ...] = 'dot_product'  # or one per layer, as in TransformerConfig
+  attention: str | tuple[str, ...] = attention.DEFAULT_VARIANT  # or one per layer, as in TransformerConfig
   attention_options: Mapping[str, Any] | tuple[Mapping[str, Any], ...] = dataclasses.field(default_factory=FrozenDict)
   pooling: str = 'cls'
   patch_embedding: str = 'conv'
