@@ -59,9 +59,9 @@ class CaptionerConfig:
   num_layers: int = 2  # transformer decoder
   num_heads: int = 4
   mlp_dim: int | None = None  # default 4 * hidden_size
-  attention: str = attention.DEFAULT_VARIANT  # the transformer decoder's cross-attention variant
+  attention: str = attention_lib.DEFAULT_VARIANT  # the transformer decoder's cross-attention variant
   attention_options: Any = ()  # its variant options (mapping or (key, value) pairs)
-  self_attention: str = attention.DEFAULT_VARIANT  # the transformer decoder's causal self-attention variant
+  self_attention: str = attention_lib.DEFAULT_VARIANT  # the transformer decoder's causal self-attention variant
   self_attention_options: Any = ()
   doubly_stochastic: float = 1.0  # lambda of the doubly stochastic attention regulariser
   gating: bool = True  # Xu et al.'s gating scalar beta on the context (LSTM decoder)
