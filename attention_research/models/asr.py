@@ -130,8 +130,11 @@ class ASR(nnx.Module):
     decoder's alignment over encoder frames).
     """
     memory, frame_lengths = self.encode(audio, audio_lengths, deterministic=deterministic)
+    # The CTC head is traced before the decoder: the order fixes how the two gradients into `memory` are summed,
+    # and with it the last bits of every run (results stay comparable to earlier versions).
+    ctc_logits = self.ctc_head(memory)
     logits = self.decode_targets(targets_in, memory, frame_lengths, deterministic=deterministic)
-    return {'ctc_logits': self.ctc_head(memory), 'frame_lengths': frame_lengths, 'logits': logits}
+    return {'ctc_logits': ctc_logits, 'frame_lengths': frame_lengths, 'logits': logits}
 
   def loss(self, outputs, targets, *, ctc_weight: float | None = None, label_smoothing: float = 0.0):
     """hybrid_loss with this model's ids and, by default, its configured ctc_weight."""
