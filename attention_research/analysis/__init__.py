@@ -14,9 +14,11 @@ state), saved as PNG when given a path.
                table_rows / summary_row for result tables
   maps         flatten / group_layers: models' nested weight containers -> named arrays
   figures      figures_for_run(out_dir, weights, kind=...): what the runners call for --plot
+  viewer       write_viewer(path, weights, kind=...): a self-contained interactive HTML page of one example
 """
 
-from attention_research.analysis import alignments, asr, bars, captioning, figures, heatmaps, maps, statistics
+from attention_research.analysis import (alignments, asr, bars, captioning, figures, heatmaps, maps, statistics,
+                                         viewer)
 from attention_research.analysis.alignments import alignment
 from attention_research.analysis.asr import asr_figure
 from attention_research.analysis.bars import bar_chart
@@ -26,8 +28,9 @@ from attention_research.analysis.heatmaps import attention_grid, heatmap
 from attention_research.analysis.statistics import (attention_rollout, entropy, head_statistics,
                                                     mean_attention_distance, normalised_entropy, summary_row,
                                                     table_rows)
+from attention_research.analysis.viewer import write_viewer
 
-__all__ = ['alignments', 'asr', 'bars', 'captioning', 'figures', 'heatmaps', 'maps', 'statistics', 'alignment',
-           'asr_figure', 'bar_chart', 'overlay_figure', 'peak_in_cell_score', 'upsample', 'KINDS',
+__all__ = ['alignments', 'asr', 'bars', 'captioning', 'figures', 'heatmaps', 'maps', 'statistics', 'viewer',
+           'alignment', 'asr_figure', 'bar_chart', 'overlay_figure', 'peak_in_cell_score', 'upsample', 'KINDS',
            'figures_for_run', 'attention_grid', 'heatmap', 'attention_rollout', 'entropy', 'head_statistics',
-           'mean_attention_distance', 'normalised_entropy', 'summary_row', 'table_rows']
+           'mean_attention_distance', 'normalised_entropy', 'summary_row', 'table_rows', 'write_viewer']

@@ -2,7 +2,7 @@
 
     batch = plots.example_batch(task, split)              # the split's first example: the same for every run
     view = plots.attention_view(objective, model, batch)  # objective.attention_for_plot, see its docstring
-    paths = plots.write_figures(view, out_dir)            # analysis.figures_for_run + attention_summary.json
+    paths = plots.write_figures(view, out_dir)            # figures_for_run + viewer.html + attention_summary.json
     stats = plots.attention_summary(view)                 # {'attn_normalised_entropy': .., 'attn_mean_distance': ..}
     paths = plots.plot_run(result, split, out_dir)        # all of it for member 0 of a loop.RunResult
 
@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 
 from attention_research import analysis
-from attention_research.analysis import maps as maps_lib, statistics
+from attention_research.analysis import maps as maps_lib, statistics, viewer
 from attention_research.training import loop
 
 STAT_KEYS = ('cross', 'positions')  # keys of a view that are for statistics, not for figures_for_run
 STAT_COLUMNS = ('attn_normalised_entropy', 'attn_mean_distance')
+VIEWER_KEYS = ('weights', 'kind', 'example', 'tokens', 'source_tokens', 'target_tokens', 'image', 'grid',
+               'spectrogram', 'token_ids', 'vocab')
 
 
 def example_batch(task, split: str) -> dict[str, np.ndarray]:
@@ -73,9 +75,13 @@ def attention_summary(view) -> dict[str, float]:
 
 
 def write_figures(view, out_dir, *, prefix: str = '', summary: dict[str, float] | None = None) -> dict[str, Path]:
-  """figures_for_run on the view, plus attention_summary.json (the run's averages, as in compare's table)."""
+  """figures_for_run on the view, the interactive viewer.html, and attention_summary.json (the run's averages,
+  as in compare's table)."""
   kwargs = {k: v for k, v in view.items() if k not in STAT_KEYS}
   paths = analysis.figures_for_run(out_dir, **kwargs, prefix=prefix)
+  page_kwargs = {k: v for k, v in kwargs.items() if k in VIEWER_KEYS}
+  paths['viewer'] = viewer.write_viewer(Path(os.fspath(out_dir)) / f'{prefix}viewer.html', title=prefix.strip('_ '),
+                                        **page_kwargs)
   summary = attention_summary(view) if summary is None else summary
   path = Path(os.fspath(out_dir)) / f'{prefix}attention_summary.json'
   with open(path, 'w') as f:

@@ -63,7 +63,10 @@ def test_every_objective_gives_labelled_weights_and_figures(config_arg, tmp_path
   elif kind == 'asr':
     assert _shape_of(view, 'cross')[-2:] == (len(view['tokens']), np.shape(view['ctc_logits'])[1])
   paths = plots.write_figures(view, tmp_path)
-  assert expected <= set(paths)
+  assert expected | {'viewer'} <= set(paths)
+  page = paths['viewer'].read_text()
+  assert page.startswith('<!DOCTYPE html>') and '"maps":[{' in page and 'http' not in page.replace(
+      'http://www.w3.org/2000/svg', '')  # self-contained: nothing to fetch
   for name, path in paths.items():
     if path.suffix == '.png':
       img = mpimg.imread(path)
