@@ -37,6 +37,9 @@ def zigzag_order(T: int, num_devices: int) -> np.ndarray:
   return np.concatenate([np.concatenate([chunks[i], chunks[2 * P - 1 - i]]) for i in range(P)])
 
 
+# Rematerialised in the backward pass: reverse mode then keeps only each step's inputs, not its [T, S] scores,
+# so a device's temporary memory is one score block however many ring steps there are.
+@jax.checkpoint
 def _block(q_BTKGH, k_BSKH, v_BSKV, visible_BTS, carry):
   """Folds one key/value block into the running (output, max, sum) of the online softmax, in float32."""
   o, m, l = carry
@@ -50,6 +53,15 @@ def _block(q_BTKGH, k_BSKH, v_BSKV, visible_BTS, carry):
   l = l * corr + p.sum(-1)
   o = o * corr[..., None] + jnp.einsum('bkgts,bskv->bkgtv', p, v_BSKV.astype(jnp.float32))
   return o, m_new, l
+
+
+def _varying(x, axis_name):
+  """x typed as differing across the ring's devices, as the blocks that arrive by ppermute are (scan needs the
+  carry's type to stay the same)."""
+  manual = getattr(jax.typeof(x), 'manual_axis_type', None)
+  if manual is None or axis_name in manual.varying:  # outside shard_map's type checks, or already varying
+    return x
+  return lax.pcast(x, axis_name, to='varying')
 
 
 def ring(q, k, v, *, axis_name, is_causal: bool = False, mask=None, scale=None, q_positions=None,
@@ -102,7 +114,9 @@ def ring(q, k, v, *, axis_name, is_causal: bool = False, mask=None, scale=None, 
     kb, vb, km, kp = blocks
     return (_block(q5, kb, vb, visible(km, kp), carry), blocks), None
 
-  (carry, _), _ = lax.scan(step, (carry, (kb, vb, kmask, k_pos)), None, length=P - 1)
+  blocks = tuple(_varying(x, axis_name) for x in (kb, vb, kmask, k_pos))
+  carry = tuple(_varying(x, axis_name) for x in carry)
+  (carry, _), _ = lax.scan(step, (carry, blocks), None, length=P - 1)
   o, _, l = carry
   out = jnp.where(l[..., None] > 0, o / jnp.where(l > 0, l, 1.0)[..., None], 0.0)
   out = jnp.moveaxis(out.reshape(B, d.N, d.T, d.V), 1, 2)  # heads n = k * G + g, as the other variants

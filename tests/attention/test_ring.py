@@ -81,3 +81,11 @@ def test_zigzag_order_balances_causal_work():
 def test_zigzag_order_bad_input(T, P, pattern):
   with pytest.raises(ValueError, match=pattern):
     attention.ring_zigzag_order(T, P)
+
+
+def test_ring_memory_falls_with_the_device_count():
+  from attention_research.benchmarking import ring_memory
+  rows = ring_memory.measure(T=512, device_counts=(2, 4), N=2, H=16)
+  ring = {r['P']: r['temp_bytes'] for r in rows if r['case'] == 'ring'}
+  assert ring[4] < 0.6 * ring[2], rows  # about 1/P or better: each device keeps a [T/P, T/P] block
+  assert '| ring | 4 |' in ring_memory.table(rows)
