@@ -242,7 +242,9 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
   dp = DataParallel(devices, fsdp=cfg.train.fsdp)
   dp.check_batch_size(cfg.train.batch_size)
   eval_bs = -(-cfg.data.eval_batch_size // dp.num_devices) * dp.num_devices
-  objective.put = lambda b: dp.put_batch(b, 0)
+  # Across hosts, evaluation outputs split over other processes' devices could not be read back here: every
+  # process evaluates the whole batch instead (evaluation is a small share of the time).
+  objective.put = (lambda b: dp.put_batch(b, 0)) if jax.process_count() == 1 else dp.put_replicated
 
   # The workdir is compared with the config before anything in it is written.
   if cfg.train.restart:
@@ -253,8 +255,9 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
     for line in check_workdir(workdir, cfg, labels, vmap):
       writers.log(f'resuming with {line}', quiet)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    json.dump({'config': cfg.model_dump(), 'members': labels, 'vmap': vmap}, f, indent=1, default=str)
+  if jax.process_index() == 0:  # one writer of a workdir that several hosts share
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump({'config': cfg.model_dump(), 'members': labels, 'vmap': vmap}, f, indent=1, default=str)
 
   # Model, optimiser and train state of every member.
   states, graphdef, rng_state, tx = [], None, None, None

@@ -69,6 +69,10 @@ class DataParallel:
   def put_state(self, state):
     return jax.device_put(state, self.state_shardings(state))
 
+  def put_replicated(self, batch):
+    """numpy batch -> jax arrays copied to every device (evaluation across hosts: outputs every process can read)."""
+    return {k: jax.device_put(np.asarray(v), self.replicated) for k, v in batch.items()}
+
   def put_batch(self, batch, batch_axis: int = 0):
     """numpy global batch -> jax arrays sharded along batch_axis over the mesh."""
     sharding = self.batch_sharding(batch_axis)
