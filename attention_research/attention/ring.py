@@ -20,6 +20,8 @@ balance evens out the useful work, not the FLOPs spent.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,22 +39,119 @@ def zigzag_order(T: int, num_devices: int) -> np.ndarray:
   return np.concatenate([np.concatenate([chunks[i], chunks[2 * P - 1 - i]]) for i in range(P)])
 
 
-# Rematerialised in the backward pass: reverse mode then keeps only each step's inputs, not its [T, S] scores,
-# so a device's temporary memory is one score block however many ring steps there are.
-@jax.checkpoint
-def _block(q_BTKGH, k_BSKH, v_BSKV, visible_BTS, carry):
-  """Folds one key/value block into the running (output, max, sum) of the online softmax, in float32."""
+# Score elements of one query chunk against one key/value slice: bounds a device's temporary memory to about
+# 16 MB of float32 scores per chunk, whatever the slice lengths.
+CHUNK_ELEMENTS = 1 << 22
+# Log-sum-exp given to rows that see no key: exp(s - DEAD_LSE) is 0 for every finite score s.
+DEAD_LSE = -_checks.MASK_VALUE
+
+
+def _visible(qpos_C, kmask_BS, kpos_S, is_causal):
+  """[B, C, S] True where a query of the chunk may attend a key of the slice."""
+  vis = kmask_BS[:, None, :]
+  return vis & (qpos_C[None, :, None] >= kpos_S[None, None, :]) if is_causal else vis
+
+
+def _scores(q_BCKGH, k_BSKH, vis_BCS):
+  s = jnp.einsum('bckgh,bskh->bkgcs', q_BCKGH, k_BSKH, preferred_element_type=jnp.float32)
+  return jnp.where(vis_BCS[:, None, None], s, _checks.MASK_VALUE)
+
+
+def _fold(q_nBCKGH, qpos_nC, blocks, carry, is_causal):
+  """Folds one key/value slice into every query chunk's running (output, max, sum) of the online softmax."""
+  k, v, kmask, kpos = blocks
+
+  def chunk(args):
+    q_c, qpos_c, o, m, l = args
+    vis = _visible(qpos_c, kmask, kpos, is_causal)
+    s = _scores(q_c, k, vis)
+    m_new = jnp.maximum(m, s.max(-1))
+    # Zeroing masked entries keeps a slice with no visible key from adding exp(0) = 1 per entry.
+    p = jnp.where(vis[:, None, None], jnp.exp(s - m_new[..., None]), 0.0)
+    corr = jnp.exp(m - m_new)
+    o = o * corr[..., None] + jnp.einsum('bkgcs,bskv->bkgcv', p, v.astype(jnp.float32))
+    return o, m_new, l * corr + p.sum(-1)
+
+  return lax.map(chunk, (q_nBCKGH, qpos_nC, *carry))
+
+
+def _unfold(q_nBCKGH, qpos_nC, lse, dout, delta, blocks, grads, is_causal):
+  """The gradient contributions of one key/value slice (FlashAttention-2's backward, chunk by chunk):
+  returns dq of every chunk and the slice's dk, dv increased by this device's queries."""
+  k, v, kmask, kpos = blocks
+
+  def chunk(dkv, args):
+    q_c, qpos_c, lse_c, do_c, delta_c = args
+    vis = _visible(qpos_c, kmask, kpos, is_causal)
+    p = jnp.where(vis[:, None, None], jnp.exp(_scores(q_c, k, vis) - lse_c[..., None]), 0.0)
+    dp = jnp.einsum('bkgcv,bskv->bkgcs', do_c, v.astype(jnp.float32))
+    ds = p * (dp - delta_c[..., None])
+    dq = jnp.einsum('bkgcs,bskh->bckgh', ds, k.astype(jnp.float32))
+    dk = dkv[0] + jnp.einsum('bkgcs,bckgh->bskh', ds, q_c)
+    dv = dkv[1] + jnp.einsum('bkgcs,bkgcv->bskv', p, do_c)
+    return (dk, dv), dq
+
+  return lax.scan(chunk, grads, (q_nBCKGH, qpos_nC, lse, dout, delta))
+
+
+def _ring_perm(axis_name):
+  P = lax.axis_size(axis_name)
+  return [(i, (i + 1) % P) for i in range(P)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def _ring_core(q_nBCKGH, qpos_nC, k, v, kmask, kpos, axis_name, is_causal):
+  return _ring_forward(q_nBCKGH, qpos_nC, k, v, kmask, kpos, axis_name, is_causal)[0]
+
+
+def _ring_forward(q_nBCKGH, qpos_nC, k, v, kmask, kpos, axis_name, is_causal):
+  nC, B, C, K, G, _ = q_nBCKGH.shape
+  V = v.shape[-1]
+  carry = (jnp.zeros((nC, B, K, G, C, V), jnp.float32), jnp.full((nC, B, K, G, C), _checks.MASK_VALUE, jnp.float32),
+           jnp.zeros((nC, B, K, G, C), jnp.float32))
+  blocks = tuple(_varying(x, axis_name) for x in (k, v, kmask, kpos))
+  carry = _fold(q_nBCKGH, qpos_nC, blocks, tuple(_varying(x, axis_name) for x in carry), is_causal)
+
+  def step(state, _):
+    carry, blocks = state
+    blocks = lax.ppermute(blocks, axis_name, _ring_perm(axis_name))
+    return (_fold(q_nBCKGH, qpos_nC, blocks, carry, is_causal), blocks), None
+
+  (carry, _), _ = lax.scan(step, (carry, blocks), None, length=lax.axis_size(axis_name) - 1)
   o, m, l = carry
-  s = jnp.einsum('btkgh,bskh->bkgts', q_BTKGH, k_BSKH, preferred_element_type=jnp.float32)
-  vis = visible_BTS[:, None, None]
-  s = jnp.where(vis, s, _checks.MASK_VALUE)
-  m_new = jnp.maximum(m, s.max(-1))
-  # Zeroing masked entries keeps a block with no visible key from adding exp(0) = 1 per entry.
-  p = jnp.where(vis, jnp.exp(s - m_new[..., None]), 0.0)
-  corr = jnp.exp(m - m_new)
-  l = l * corr + p.sum(-1)
-  o = o * corr[..., None] + jnp.einsum('bkgts,bskv->bkgtv', p, v_BSKV.astype(jnp.float32))
-  return o, m_new, l
+  alive = l > 0
+  out = jnp.where(alive[..., None], o / jnp.where(alive, l, 1.0)[..., None], 0.0)  # [nC, B, K, G, C, V]
+  lse = jnp.where(alive, m + jnp.log(jnp.where(alive, l, 1.0)), DEAD_LSE)
+  return out, lse
+
+
+def _ring_fwd(q_nBCKGH, qpos_nC, k, v, kmask, kpos, axis_name, is_causal):
+  out, lse = _ring_forward(q_nBCKGH, qpos_nC, k, v, kmask, kpos, axis_name, is_causal)
+  return out, (q_nBCKGH, qpos_nC, k, v, kmask, kpos, out, lse)
+
+
+def _ring_bwd(axis_name, is_causal, res, dout):
+  """The backward pass is a second ring: dk and dv travel with their key/value slice, gathering every
+  device's contribution, and are home again after P steps; only out and lse were kept from the forward."""
+  q, qpos, k, v, kmask, kpos, out, lse = res
+  dout = dout.astype(jnp.float32)
+  delta = (dout * out).sum(-1)
+  dq = jnp.zeros(q.shape, jnp.float32)
+  grads = tuple(_varying(jnp.zeros(x.shape, jnp.float32), axis_name) for x in (k, v))
+  blocks = tuple(_varying(x, axis_name) for x in (k, v, kmask, kpos))
+
+  def step(state, _):
+    dq, blocks, grads = state
+    grads, dq_step = _unfold(q, qpos, lse, dout, delta, blocks, grads, is_causal)
+    blocks, grads = lax.ppermute((blocks, grads), axis_name, _ring_perm(axis_name))
+    return (dq + dq_step, blocks, grads), None
+
+  (dq, _, (dk, dv)), _ = lax.scan(step, (_varying(dq, axis_name), blocks, grads), None,
+                                  length=lax.axis_size(axis_name))
+  return dq, None, dk.astype(k.dtype), dv.astype(v.dtype), None, None
+
+
+_ring_core.defvjp(_ring_fwd, _ring_bwd)
 
 
 def _varying(x, axis_name):
@@ -85,7 +184,6 @@ def ring(q, k, v, *, axis_name, is_causal: bool = False, mask=None, scale=None, 
   if mask is not None and (mask.dtype != jnp.bool_ or mask.shape != (*d.batch_shape, d.S)):
     raise ValueError(f'mask must be a bool key padding mask of shape {(*d.batch_shape, d.S)}; got '
                      f'{mask.dtype} {mask.shape}.')
-  P = lax.axis_size(axis_name)
   idx = lax.axis_index(axis_name)
   q_pos = idx * d.T + jnp.arange(d.T) if q_positions is None else jnp.asarray(q_positions)
   k_pos = idx * d.S + jnp.arange(d.S) if k_positions is None else jnp.asarray(k_positions)
@@ -94,30 +192,16 @@ def ring(q, k, v, *, axis_name, is_causal: bool = False, mask=None, scale=None, 
                      f'{q_pos.shape} and {k_pos.shape}.')
   B = d.B
   scale = _checks.default_scale(scale, d.H)
-  q5 = (q.reshape(B, d.T, d.K, d.G, d.H).astype(jnp.float32) * scale)
+  C = min(d.T, max(8, CHUNK_ELEMENTS // (d.N * max(d.S, 1)) // 8 * 8))
+  nC = -(-d.T // C)
+  pad = nC * C - d.T  # padded query rows sit at position -1 (see nothing under a causal mask) and are cropped
+  q5 = jnp.pad(q.reshape(B, d.T, d.K, d.G, d.H).astype(jnp.float32) * scale, ((0, 0), (0, pad), (0, 0), (0, 0),
+                                                                              (0, 0)))
+  q_nBCKGH = jnp.moveaxis(q5.reshape(B, nC, C, d.K, d.G, d.H), 1, 0)
+  qpos_nC = jnp.pad(q_pos, (0, pad), constant_values=-1).reshape(nC, C)
   kb, vb = k.reshape(B, d.S, d.K, d.H), v.reshape(B, d.S, d.K, d.V)
   kmask = jnp.ones((B, d.S), bool) if mask is None else mask.reshape(B, d.S)
-
-  def visible(kmask_BS, kpos_S):
-    vis = jnp.broadcast_to(kmask_BS[:, None, :], (B, d.T, d.S))
-    return vis & (q_pos[:, None] >= kpos_S[None, :]) if is_causal else vis
-
-  carry = (jnp.zeros((B, d.K, d.G, d.T, d.V), jnp.float32),
-           jnp.full((B, d.K, d.G, d.T), _checks.MASK_VALUE, jnp.float32),
-           jnp.zeros((B, d.K, d.G, d.T), jnp.float32))
-  carry = _block(q5, kb, vb, visible(kmask, k_pos), carry)
-  perm = [(i, (i + 1) % P) for i in range(P)]
-
-  def step(state, _):
-    carry, blocks = state
-    blocks = lax.ppermute(blocks, axis_name, perm)
-    kb, vb, km, kp = blocks
-    return (_block(q5, kb, vb, visible(km, kp), carry), blocks), None
-
-  blocks = tuple(_varying(x, axis_name) for x in (kb, vb, kmask, k_pos))
-  carry = tuple(_varying(x, axis_name) for x in carry)
-  (carry, _), _ = lax.scan(step, (carry, blocks), None, length=P - 1)
-  o, _, l = carry
-  out = jnp.where(l[..., None] > 0, o / jnp.where(l > 0, l, 1.0)[..., None], 0.0)
+  out = _ring_core(q_nBCKGH, qpos_nC, kb, vb, kmask, k_pos, axis_name, bool(is_causal))
+  out = jnp.moveaxis(out, 0, 3).reshape(B, d.K, d.G, nC * C, d.V)[:, :, :, :d.T]
   out = jnp.moveaxis(out.reshape(B, d.N, d.T, d.V), 1, 2)  # heads n = k * G + g, as the other variants
   return out.reshape(*d.batch_shape, d.T, d.N, d.V).astype(q.dtype)

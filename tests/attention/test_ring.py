@@ -23,11 +23,14 @@ SCRIPT = textwrap.dedent('''
     devices = jax.devices()
     assert len(devices) == 8, devices
     mesh = Mesh(np.asarray(devices), ('sequence',))
-    B, T, N, K, H, V = 2, 64, 4, 2, 8, 6
+    import sys
+    B, T, N, K, H, V = 2, 192, 4, 2, 8, 6
+    # Query chunks of 16 rows for the 24 local rows: two chunks, the second padded.
+    sys.modules['attention_research.attention.ring'].CHUNK_ELEMENTS = 16 * N * (T // 8)
     ks = jax.random.split(jax.random.key(0), 4)
     q = jax.random.normal(ks[0], (B, T, N, H)); k = jax.random.normal(ks[1], (B, T, K, H))
     v = jax.random.normal(ks[2], (B, T, K, V)); w = jax.random.normal(ks[3], (B, T, N, V))
-    pad = jnp.arange(T)[None, :] < jnp.array([[T], [T - 19]])  # the second row ends in padding
+    pad = jnp.arange(T)[None, :] < jnp.array([[T], [T - 43]])  # the second row ends in padding
     seq, row = P(None, 'sequence'), P('sequence')
     out = {}
 
