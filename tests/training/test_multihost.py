@@ -40,7 +40,8 @@ def _losses(workdir):
 
 
 def test_two_processes_train_like_one(tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, 'tests', 'training')]))
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, 'tests', 'training')]))
   env.pop('XLA_FLAGS', None)
   address = f'localhost:{_free_port()}'
   procs = [subprocess.Popen([sys.executable, '-c', WORKER, str(pid), address, str(tmp_path / 'multi')], env=env,
