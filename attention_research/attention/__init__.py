@@ -5,6 +5,8 @@
     q [..., T, N, H], k [..., S, K, H], v [..., S, K, V], N % K == 0, mask bool True = may attend.
 
 `VARIANTS` (see `registry`) maps each name to its function, facts and hooks; `get(name)` looks one up.
+`ring` (ring attention over a mesh axis, for use inside `jax.shard_map`) is exact softmax attention split over
+devices rather than a variant of its own, so it is not in `VARIANTS`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from attention_research.attention.multiplicative import multiplicative
 from attention_research.attention.performer import performer
 from attention_research.attention.registry import DEFAULT_VARIANT, VARIANTS, Variant, check_cross, get
 from attention_research.attention.retention import retention
+from attention_research.attention.ring import ring
+from attention_research.attention.ring import zigzag_order as ring_zigzag_order
 from attention_research.attention.ssd import ssd
 
 __all__ = ['VARIANTS', 'DEFAULT_VARIANT', 'Variant', 'get', 'check_cross', 'as_flax_attention_fn', 'masks',
-           'normalizers', 'positional', 'registry', 'reference'] + list(VARIANTS)
+           'normalizers', 'positional', 'registry', 'reference', 'ring', 'ring_zigzag_order'] + list(VARIANTS)

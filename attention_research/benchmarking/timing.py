@@ -54,6 +54,13 @@ def compile_jax(fn, *args) -> tuple[Callable, float, int | None]:
   return compiled, time.perf_counter() - start, temp_bytes(compiled)
 
 
+def compile_jax_donated(fn, donate_argnums, *args) -> tuple[Callable, float, int | None]:
+  """compile_jax for a step that consumes its state (donated buffers are reused for the new state)."""
+  start = time.perf_counter()
+  compiled = jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile()
+  return compiled, time.perf_counter() - start, temp_bytes(compiled)
+
+
 def prepare_jax(fn, *args) -> Prepared:
   compiled, seconds, temp = compile_jax(fn, *args)
   return Prepared(lambda: jax.block_until_ready(compiled(*args)), seconds, temp)

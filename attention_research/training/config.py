@@ -98,6 +98,8 @@ class TrainConfig:
   # those optimiser fields changed on purpose (e.g. after a non-finite loss).
   restart: bool = False
   allow_changes: str = ''
+  # Devices that split the parameters and optimiser state (the mesh's 'fsdp' axis; the rest is 'data').
+  fsdp: int = 1
 
   def __post_init__(self):
     _int('train.steps', self.steps, 1)
@@ -106,6 +108,7 @@ class TrainConfig:
     _int('train.eval_every', self.eval_every, 0)
     _int('train.checkpoint_every', self.checkpoint_every, 0)
     _int('train.keep_checkpoints', self.keep_checkpoints, 1)
+    _int('train.fsdp', self.fsdp, 1)
     if not isinstance(self.restart, bool):
       _fail('train.restart', self.restart, 'must be True or False')
     if not isinstance(self.allow_changes, str):

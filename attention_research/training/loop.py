@@ -43,7 +43,7 @@ class WorkdirError(ValueError):
 # Fields that may differ between a run and the workdir it resumes: how long to train on (the learning-rate
 # schedule is then laid over the new number of steps), how often to log / evaluate / save, and what and where
 # to evaluate. Every other field changes what the checkpoints mean and is refused.
-RESUMABLE_FIELDS = ('name', 'compare.', 'train.steps', 'train.log_every', 'train.eval_every',
+RESUMABLE_FIELDS = ('name', 'compare.', 'train.steps', 'train.log_every', 'train.eval_every', 'train.fsdp',
                     'train.checkpoint_every', 'train.keep_checkpoints', 'train.restart', 'train.allow_changes',
                     'data.data_dir', 'data.eval_split', 'data.test_split', 'data.eval_batch_size',
                     'data.eval_examples')
@@ -209,7 +209,7 @@ def _objective(task, options: dict):
 def _step_key(objective, graphdef, cfg: ExperimentConfig, vmap: bool, dp: DataParallel):
   static_optim = {k: v for k, v in dataclasses.asdict(cfg.optim).items() if k not in optim.SWEEPABLE}
   return (id(objective), graphdef, json.dumps(static_optim, sort_keys=True), cfg.optim.grad_clip_norm > 0,
-          cfg.train.steps, vmap, tuple(dp.mesh.devices.flat))
+          cfg.train.steps, vmap, tuple(dp.mesh.devices.flat), dp.fsdp)
 
 
 def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None = None, vmap: bool = False,
@@ -239,10 +239,12 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
   _check_split(task, 'train', 'task (train split)')
   _check_split(task, cfg.data.eval_split, 'data.eval_split')
   _check_split(task, cfg.data.test_split, 'data.test_split')
-  dp = DataParallel(devices)
+  dp = DataParallel(devices, fsdp=cfg.train.fsdp)
   dp.check_batch_size(cfg.train.batch_size)
   eval_bs = -(-cfg.data.eval_batch_size // dp.num_devices) * dp.num_devices
-  objective.put = lambda b: dp.put_batch(b, 0)
+  # Across hosts, evaluation outputs split over other processes' devices could not be read back here: every
+  # process evaluates the whole batch instead (evaluation is a small share of the time).
+  objective.put = (lambda b: dp.put_batch(b, 0)) if jax.process_count() == 1 else dp.put_replicated
 
   # The workdir is compared with the config before anything in it is written.
   if cfg.train.restart:
@@ -253,8 +255,9 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
     for line in check_workdir(workdir, cfg, labels, vmap):
       writers.log(f'resuming with {line}', quiet)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    json.dump({'config': cfg.model_dump(), 'members': labels, 'vmap': vmap}, f, indent=1, default=str)
+  if jax.process_index() == 0:  # one writer of a workdir that several hosts share
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump({'config': cfg.model_dump(), 'members': labels, 'vmap': vmap}, f, indent=1, default=str)
 
   # Model, optimiser and train state of every member.
   states, graphdef, rng_state, tx = [], None, None, None
@@ -277,7 +280,7 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
     step_fn = step_lib.make_train_step(objective.loss, graphdef, rng_state, tx)
     if vmap:
       step_fn = jax.vmap(step_fn)
-    _STEPS[key] = step_lib.CompiledStep(step_fn, out_shardings=(dp.replicated, dp.replicated))
+    _STEPS[key] = step_lib.CompiledStep(step_fn, out_shardings=(dp.state_shardings(state), dp.replicated))
   train_step = _STEPS[key]
 
   iters = [task.batches('train', batch_size=cfg.train.batch_size, seed=m.seed, shuffle=True, repeat=True,

@@ -7,16 +7,21 @@ import os
 import time
 from typing import Mapping
 
+import jax
 from absl import logging
 
 from attention_research.training import tensorboard
 
 
 class MetricWriter:
-  """One metrics.jsonl for the run; one TensorBoard directory per member (tb/<label>)."""
+  """One metrics.jsonl for the run; one TensorBoard directory per member (tb/<label>).
+
+  Across hosts every process computes the same metrics; only process 0 writes them into the shared workdir.
+  """
 
   def __init__(self, workdir: str, labels: list[str], *, tensorboard: bool = True):
     os.makedirs(workdir, exist_ok=True)
+    self._writes = jax.process_index() == 0
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self._labels = labels
     self._tb_dir = os.path.join(workdir, 'tb')
@@ -25,7 +30,7 @@ class MetricWriter:
 
   def truncate_after(self, step: int):
     """A resumed run rewrites what the interrupted one logged after its last checkpoint."""
-    if not os.path.exists(self.path):
+    if not self._writes or not os.path.exists(self.path):
       return
     with open(self.path) as f:
       keep = [line for line in f if line.strip() and json.loads(line).get('step', 0) <= step]
@@ -34,6 +39,8 @@ class MetricWriter:
     os.replace(self.path + '.tmp', self.path)
 
   def write(self, step: int, split: str, per_member: list[Mapping[str, float]]):
+    if not self._writes:
+      return
     with open(self.path, 'a') as f:
       for label, metrics in zip(self._labels, per_member):
         f.write(json.dumps({'step': step, 'split': split, 'member': label, **_plain(metrics)}) + '\n')
