@@ -5,6 +5,8 @@
   pruning_curve        the metric as heads are zeroed cumulatively, least important first.
   counterfactual_change output change (mean TVD) when every attention layer attends with permuted (Jain and
                        Wallace 2019) or uniform (Wiegreffe and Pinter 2019) weights instead of its own.
+  gradient_importance  |gradient x input| of each output position's predicted logit over the input positions,
+                       the importance that faithfulness.rank_correlation compares attention with.
 
 fn(model, *args, **kwargs) returns the model's output (logits [..., C]); metric(output) -> float, higher is
 better (accuracy on a batch, minus the loss, BLEU of decoded text ...).
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -63,10 +67,14 @@ def pruning_curve(metric: Callable[[Any], float], fn: Callable, model: nnx.Modul
 
 
 def counterfactual_change(fn: Callable, model: nnx.Module, *args, rng: np.random.Generator, where=None,
-                          permutations: int = 3, **kwargs) -> dict[str, float]:
+                          visible=None, permutations: int = 3, **kwargs) -> dict[str, float]:
   """{'tvd_permuted', 'tvd_permuted_max', 'tvd_uniform'}: mean TVD between the output distribution and the one
   with every attention layer's rows permuted among their visible keys (mean and max over `permutations`
-  draws) or made uniform over them; `where` [...] selects the output positions (faithfulness.output_change)."""
+  draws) or made uniform over them; `where` [...] selects the output positions (faithfulness.output_change).
+
+  visible: bool mask broadcastable to every layer's weights (True = the query may see the key); by default the
+  keys with positive weight, which suits softmax weights but not the implied weights of recurrent variants
+  (they may be negative or 0 on visible keys): pass their causal mask."""
   out, weights = probes.attention_weights(fn, model, *args, **kwargs)
   results = []
   for _ in range(permutations):
@@ -75,10 +83,28 @@ def counterfactual_change(fn: Callable, model: nnx.Module, *args, rng: np.random
     seeds = {path: int(s) for path, s in zip(weights, rng.integers(0, 2**31, len(weights)))}
     where_of = probes.groups_of(weights)
     seed_of = {where_of[p]: s for p, s in seeds.items()}
-    shuffle = lambda g, l, w: faithfulness.permuted_weights(w, np.random.default_rng(seed_of[(g, l)]))
+    shuffle = lambda g, l, w: faithfulness.permuted_weights(w, np.random.default_rng(seed_of[(g, l)]), visible)
     permuted, _, _ = probes.run_with_attention(fn, model, *args, replace=shuffle, **kwargs)
     results.append(faithfulness.output_change(out, permuted, where))
-  uniform, _, _ = probes.run_with_attention(fn, model, *args, replace=lambda g, l, w: faithfulness.uniform_weights(w),
-                                            **kwargs)
+  spread = lambda g, l, w: faithfulness.uniform_weights(w, visible)
+  uniform, _, _ = probes.run_with_attention(fn, model, *args, replace=spread, **kwargs)
   return {'tvd_permuted': float(np.mean(results)), 'tvd_permuted_max': float(np.max(results)),
           'tvd_uniform': faithfulness.output_change(out, uniform, where)}
+
+
+def gradient_importance(logits_fn: Callable, inputs, where) -> np.ndarray:
+  """[B, T, L]: the L2 norm of gradient x input of logit_t[argmax] with respect to inputs [B, L, D], for every
+  output position t selected by where [B, T] (NaN elsewhere). logits_fn(inputs) -> [B, T, C], examples
+  independent of each other (one backward pass per position serves the whole batch)."""
+  x = jnp.asarray(inputs)
+  where = np.asarray(where, bool)
+  logits = logits_fn(x)
+  if logits.ndim != 3 or where.shape != logits.shape[:2]:
+    raise ValueError(f'logits_fn must give [B, T, C] logits matching where {where.shape}; got {logits.shape}.')
+  pred = jnp.argmax(logits, -1)
+  out = np.full(where.shape + (x.shape[1],), np.nan)
+  for t in np.nonzero(where.any(0))[0]:
+    pick = lambda x, t=t: jnp.sum(jnp.take_along_axis(logits_fn(x)[:, t], pred[:, t, None], -1))
+    g = np.asarray(jax.grad(pick)(x))
+    out[:, t] = np.where(where[:, t, None], np.sqrt(((g * np.asarray(x)) ** 2).sum(-1)), np.nan)
+  return out

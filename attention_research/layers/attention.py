@@ -221,9 +221,9 @@ class MultiHeadAttention(nnx.Module):
     if capturing(self):
       self.sow(nnx.Intermediate, NAME, weights)
     if perturbing:
-      delta = self.perturb(NAME, jnp.zeros(weights.shape, jnp.float32))
+      p_bnts = self.perturb(NAME, jnp.zeros(weights.shape, jnp.float32))
       G = self.num_heads // self.num_kv_heads
-      out = out + jnp.einsum('...NTS,...SNH->...TNH', delta, jnp.repeat(v, G, axis=-2).astype(jnp.float32)
+      out = out + jnp.einsum('...NTS,...SNH->...TNH', p_bnts, jnp.repeat(v, G, axis=-2).astype(jnp.float32)
                              ).astype(out.dtype)
     if self.gate is not None:  # [B, T, N] or [B, T, N * H], broadcast over the head's features or matched to them
       out = out * jax.nn.sigmoid(self.gate(inputs_q)).reshape(out.shape[:-1] + (-1,)).astype(out.dtype)

@@ -56,3 +56,16 @@ def test_head_importance_and_pruning_curve():
   assert curve[-1]['metric'] < curve[0]['metric']
   with pytest.raises(ValueError, match='head axis'):
     ablation.heads_of({'attention': np.zeros((2, 3, 4))})
+
+
+def test_gradient_importance_per_output_position():
+  # logits_t = x_{t-1} W (position 0 reads itself): each position's importance sits on one input position.
+  w = jax.random.normal(jax.random.PRNGKey(1), (8, 3))
+  fn = lambda x: jnp.einsum('BLD,DC->BLC', jnp.roll(x, 1, axis=1).at[:, 0].set(x[:, 0]), w)
+  where = np.ones((2, 6), bool)
+  where[1, 2] = False
+  imp = ablation.gradient_importance(fn, _x(), where)
+  assert imp.shape == (2, 6, 6) and np.isnan(imp[1, 2]).all()
+  expect = np.maximum(np.arange(6) - 1, 0)
+  np.testing.assert_array_equal(np.nanargmax(imp[0], -1), expect)
+  assert np.nansum(imp[0]) == pytest.approx(imp[0][np.arange(6), expect].sum())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from attention_research import layers
+from attention_research import attention, layers
 from attention_research.analysis import probes
 
 
@@ -101,3 +101,18 @@ def test_replacing_an_early_layer_reaches_the_later_layers_weights():
   # Each later layer's replacement is the head-reversal of the weights it forms given the replaced layers before.
   np.testing.assert_allclose(used['encoder'][1], maps['encoder'][1][:, ::-1], atol=1e-6)
   np.testing.assert_allclose(used['cross'][0], maps['cross'][0][:, ::-1], atol=1e-6)
+
+
+@pytest.mark.parametrize('variant', sorted(attention.VARIANTS))
+def test_every_variant_outputs_its_weights_times_values(variant):
+  # The hook's premise: out = W v for the exact or implied weights, with grouped-query heads too. Replacing W by
+  # zeros then leaves nothing (the projections have no bias), and replacing nothing leaves the output.
+  layer = layers.MultiHeadAttention(4, 8, num_kv_heads=2, variant=variant, max_length=8, rngs=nnx.Rngs(0),
+                                    variant_options=attention.get(variant).example_options)
+  x, _ = inputs()
+  plain = layer(x)
+  zero, _, _ = probes.run_with_attention(lambda m: m(x), layer, replace=lambda g, l, w: np.zeros_like(w))
+  same, _, _ = probes.run_with_attention(lambda m: m(x), layer, replace=lambda g, l, w: None)
+  scale = float(jnp.abs(plain).max())
+  assert float(jnp.abs(zero).max()) <= 1e-5 * max(scale, 1.0)
+  np.testing.assert_allclose(same, plain, atol=1e-5 * max(scale, 1.0))
