@@ -76,14 +76,16 @@ def counterfactual_change(fn: Callable, model: nnx.Module, *args, rng: np.random
   keys with positive weight, which suits softmax weights but not the implied weights of recurrent variants
   (they may be negative or 0 on visible keys): pass their causal mask."""
   out, weights = probes.attention_weights(fn, model, *args, **kwargs)
+  layers = list(probes.groups_of(weights).values())
   results = []
   for _ in range(permutations):
-    # One permutation per layer, fixed across run_with_attention's passes: the order of the keys is what is
-    # shuffled, so it applies to the weights each pass forms.
-    seeds = {path: int(s) for path, s in zip(weights, rng.integers(0, 2**31, len(weights)))}
-    where_of = probes.groups_of(weights)
-    seed_of = {where_of[p]: s for p, s in seeds.items()}
-    shuffle = lambda g, l, w: faithfulness.permuted_weights(w, np.random.default_rng(seed_of[(g, l)]), visible)
+    # One seed per layer, fixed across run_with_attention's passes: the same keys are shuffled in the same way
+    # whatever weights a pass forms.
+    seed_of = dict(zip(layers, (int(s) for s in rng.integers(0, 2**31, len(layers)))))
+
+    def shuffle(group, layer, w, seed_of=seed_of):
+      return faithfulness.permuted_weights(w, np.random.default_rng(seed_of[(group, layer)]), visible)
+
     permuted, _, _ = probes.run_with_attention(fn, model, *args, replace=shuffle, **kwargs)
     results.append(faithfulness.output_change(out, permuted, where))
   spread = lambda g, l, w: faithfulness.uniform_weights(w, visible)

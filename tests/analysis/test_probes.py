@@ -97,7 +97,7 @@ def test_replacing_an_early_layer_reaches_the_later_layers_weights():
   model = TwoStacks(nnx.Rngs(0))
   x, y = inputs()
   uniform = lambda g, l, w: np.full_like(w, 1.0 / w.shape[-1]) if (g, l) == ('encoder', 0) else w[..., ::-1, :, :]
-  out, maps, used = probes.run_with_attention(lambda m: m(x, y), model, replace=uniform)
+  _, maps, used = probes.run_with_attention(lambda m: m(x, y), model, replace=uniform)
   # Each later layer's replacement is the head-reversal of the weights it forms given the replaced layers before.
   np.testing.assert_allclose(used['encoder'][1], maps['encoder'][1][:, ::-1], atol=1e-6)
   np.testing.assert_allclose(used['cross'][0], maps['cross'][0][:, ::-1], atol=1e-6)
