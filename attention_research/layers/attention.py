@@ -203,7 +203,11 @@ class MultiHeadAttention(nnx.Module):
       kw['bias'] = bias
     if self.sink_logits is not None:
       kw['sinks'] = self.sink_logits[...]
-    want = capturing(self)
+    # Inside an nnx.capture of nnx.Perturbation the weights are formed too, and a perturbation P of their shape
+    # is added as out += P v (not while decoding). Every variant's output is W v with its (implied) weights W,
+    # so d out / d P = d out / d W, and a non-zero P replaces W by W + P (analysis.probes).
+    perturbing = not decode and capturing(self, nnx.Perturbation)
+    want = capturing(self) or perturbing
     if recurrent:
       self.cache_index[...] = index + T
       result, self.decode_state[...] = self.info.decode_recurrent(self.info.fn, self.decode_state[...], q, k, v,
@@ -214,8 +218,13 @@ class MultiHeadAttention(nnx.Module):
       is_causal = is_causal or not self.info.bidirectional
       result = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=want, **kw)
     out, weights = result if want else (result, None)
-    if want:
+    if capturing(self):
       self.sow(nnx.Intermediate, NAME, weights)
+    if perturbing:
+      p_bnts = self.perturb(NAME, jnp.zeros(weights.shape, jnp.float32))
+      G = self.num_heads // self.num_kv_heads
+      out = out + jnp.einsum('...NTS,...SNH->...TNH', p_bnts, jnp.repeat(v, G, axis=-2).astype(jnp.float32)
+                             ).astype(out.dtype)
     if self.gate is not None:  # [B, T, N] or [B, T, N * H], broadcast over the head's features or matched to them
       out = out * jax.nn.sigmoid(self.gate(inputs_q)).reshape(out.shape[:-1] + (-1,)).astype(out.dtype)
     out = self.dropout(out, deterministic=deterministic)
