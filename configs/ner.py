@@ -13,7 +13,9 @@ Options (after the colon, comma-separated):
   attention=<variant>   any name in attention.VARIANTS (default dot_product).
   smoke                 tiny data and model, a few steps: a run of seconds, for tests.
 
-Measured (docs/text.md): 1500 steps of batch 32, 2 CPU cores shared with other jobs: see the wall times there.
+Measured (docs/text.md, 2 CPU cores shared with other jobs, load average 17): 1500 steps of batch 32 take
+128-274 s per run (43-53 s of it compilation), 19 min for `--variants=dot_product,linear --seeds=3`; test entity F1
+0.997 ± 0.003 (dot_product) and 0.937 ± 0.009 (linear), test_ood 0.52 and 0.31.
 """
 
 from attention_research.training.config_files import make_config, parse_arg

@@ -82,7 +82,7 @@ class MemN2N(nnx.Module):
   def forward(self, story_BMW, question_BW):
     """(logits [B, C], attention over memories at each hop p [B, K, M])."""
     cfg = self.cfg
-    B, M, _ = story_BMW.shape
+    M = story_BMW.shape[1]
     if M > cfg.max_sentences:
       raise ValueError(f'story of {M} sentences > max_sentences={cfg.max_sentences}.')
     valid_BM = (story_BMW != cfg.pad_id).any(-1)

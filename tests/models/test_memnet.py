@@ -1,6 +1,5 @@
 """MemN2N: the paper's position encoding, attention over real memories only, hops and tying, bad configs."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

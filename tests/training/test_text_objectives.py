@@ -6,7 +6,7 @@ import pytest
 
 from attention_research import data
 from attention_research.training import loop, objectives
-from attention_research.training.objectives import ner, story_qa
+from attention_research.training.objectives import ner
 from attention_research.training.objectives.text_baselines import StoryBaselines, TaggingBaselines
 
 

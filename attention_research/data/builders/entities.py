@@ -202,10 +202,11 @@ class Entities(_base.InMemoryBuilder):
     for split in SPLITS:
       gen = sampling.rng(c.seed, 'entities', split)
       if split == 'test_ood':
-        make = lambda: make_sentence(gen, ood, c.ambiguous_rate, int(gen.integers(c.ood_clauses[0],
-                                                                                  c.ood_clauses[1] + 1)))
+        def make(gen=gen):
+          return make_sentence(gen, ood, c.ambiguous_rate, int(gen.integers(c.ood_clauses[0], c.ood_clauses[1] + 1)))
       else:
-        make = lambda: make_sentence(gen, pools, c.ambiguous_rate)
+        def make(gen=gen):
+          return make_sentence(gen, pools, c.ambiguous_rate)
       examples = [draws.draw(make, lambda ex: ' '.join(ex[0])) for _ in range(sizes[split])]
       out[split] = [{'text': ' '.join(t), 'tags': np.asarray([TAGS.index(g) for g in tags], np.int32)}
                     for t, tags in examples]

@@ -286,7 +286,7 @@ class StoryQa(_base.InMemoryBuilder):
       gen = sampling.rng(c.seed, 'story_qa', task, split)
       size = SIZES[task][split == 'test_ood']
       key = lambda s: '\n'.join(s['story'] + [s['question']])
-      stories = [draws.draw(lambda: make_story(gen, task, size), key) for _ in range(sizes[split])]
+      stories = [draws.draw(lambda gen=gen, size=size: make_story(gen, task, size), key) for _ in range(sizes[split])]
       out[split] = [{'story': '\n'.join(s['story']), 'question': s['question'], 'answer': s['answer'],
                      'supporting': np.asarray(s['supporting'], np.int32)} for s in stories]
     return out

@@ -2,8 +2,9 @@
 
 batch {'inputs' [B, L], 'targets' [B, L]}: target 0 pads, t > 0 is the tag info['tags'][t - 1] (BIO).
 Option word_dropout: the share of words read as <unk> in training (Lample et al. 2016), so the model learns to
-tag words it has not seen from their context. Beside the model, evaluation reports the baselines of text_baselines (majority tag per word, logistic regression
-on a word window) on the same sentences: majority_f1, bow_f1.
+tag words it has not seen from their context. Beside the model, evaluation reports the baselines of
+text_baselines (majority tag per word, logistic regression on a word window) on the same sentences: majority_f1,
+bow_f1.
 """
 
 from __future__ import annotations
