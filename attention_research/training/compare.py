@@ -143,6 +143,21 @@ def _attention_of_runs(objective, runs, batch, plot_dir: str | None) -> dict[Mem
   return out
 
 
+# A task's out-of-distribution test split: when the task has one, every trained member is also evaluated on it
+# and the table shows ood_<metric> beside each metric of the test split.
+OOD_SPLIT = 'test_ood'
+
+
+def _add_ood_metrics(cfg: ExperimentConfig, task, runs) -> None:
+  if OOD_SPLIT not in (getattr(task, 'splits', ()) or ()):
+    return
+  for run, pairs in runs:
+    for i, (_, final) in enumerate(pairs):
+      batches = loop.eval_batches(task, OOD_SPLIT, cfg.data.eval_batch_size, cfg.data.eval_examples)
+      final.update({f'ood_{k}': v for k, v in run.objective.evaluate(run.model(i), batches).items()
+                    if k != 'examples'})
+
+
 def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None, seeds: int | None = None,
             seed_mode: str | None = None, sweep: str | None = None, task=None, quiet: bool = False,
             title: str | None = None, devices=None, plot: bool = False) -> results.Table:
@@ -181,6 +196,7 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
           run = loop.train_and_evaluate(vcfg, os.path.join(vdir, m.label), members=[m], task=task, quiet=quiet,
                                         devices=devices)
           runs.append((run, [(m, run.final_metrics[0])]))
+      _add_ood_metrics(vcfg, task, runs)
       # Statistics and figures are extras: when a model cannot give its weights, the row keeps its metrics.
       attention = {}
       try:
@@ -225,8 +241,12 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
     notes.append(seq2seq.bleu_note(task.info))
   for message, names in attention_problems.items():
     notes.append(f'No attention statistics for {", ".join(names)}: {results.one_line(message)}')
-  table = results.Table(title=title or cfg.name or cfg.task, rows=rows,
-                        metric_names=list(objective.metric_names), notes=notes)
+  metric_names = list(objective.metric_names)
+  metric_names += [(f'ood_{m}', d) for m, d in objective.metric_names if any(f'ood_{m}' in r.metrics for r in rows)]
+  if len(metric_names) > len(objective.metric_names):
+    notes.append(f'ood_*: the same metrics on the out-of-distribution split {OOD_SPLIT} (the task\'s docstring '
+                 'says how it differs).')
+  table = results.Table(title=title or cfg.name or cfg.task, rows=rows, metric_names=metric_names, notes=notes)
   table.write(workdir)
   return table
 

@@ -60,3 +60,24 @@ def _no_default_data_dir(tmp_path_factory):
     os.environ.pop('TFDS_DATA_DIR', None)
   else:
     os.environ['TFDS_DATA_DIR'] = old
+
+
+class BuiltStory(Built):
+  def __init__(self, task_id, data_dir):  # pylint: disable=super-init-not-called
+    config = loading.builtin_config('story_qa', 'small', task=task_id)
+    self.builder, self.examples = cache.load_builtin('story_qa', config, str(data_dir))
+    self.task = loading._builtin_modules()['story_qa'].make_task(self.builder, self.examples)
+    self.data_dir = data_dir
+
+
+@pytest.fixture(scope='session')
+def build_story(tmp_path_factory):
+  """build_story(task_id): the small story_qa build of one bAbI task, cached per session."""
+  built = {}
+
+  def get(task_id):
+    if task_id not in built:
+      built[task_id] = BuiltStory(task_id, tmp_path_factory.mktemp(f'story_qa_{task_id}'))
+    return built[task_id]
+
+  return get

@@ -9,7 +9,10 @@ from attention_research import data
 BUILTIN = list(data.BUILTIN_TASKS)
 
 EXPECTED_KIND = {'number_translation': 'seq2seq', 'mqar': 'token_classification', 'listops': 'classification',
-                 'digits': 'classification', 'digit_scenes': 'captioning', 'spoken_digits': 'asr'}
+                 'digits': 'classification', 'digit_scenes': 'captioning', 'spoken_digits': 'asr',
+                 'entities': 'token_classification', 'story_qa': 'classification'}
+# Splits beyond train / validation / test, and the config field of their size.
+EXTRA_SPLITS = {'entities': {'test_ood': 'num_test_ood'}, 'story_qa': {'test_ood': 'num_test_ood'}}
 
 # Batch key -> (dtype, rank) per task, from the documented batch formats.
 EXPECTED_BATCH = {
@@ -20,11 +23,14 @@ EXPECTED_BATCH = {
     'digit_scenes': {'image': (np.float32, 4), 'caption': (np.int32, 2), 'digit_labels': (np.int32, 2),
                      'digit_cells': (np.int32, 2), 'token_cells': (np.int32, 2)},
     'spoken_digits': {'audio': (np.float32, 2), 'audio_lengths': (np.int32, 1), 'targets': (np.int32, 2)},
+    'entities': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
+    'story_qa': {'story': (np.int32, 3), 'question': (np.int32, 2), 'support': (np.int32, 2),
+                 'inputs': (np.int32, 2), 'label': (np.int32, 1)},
 }
 
 # A field whose value identifies an example, to check that splits do not overlap.
 IDENTITY = {'number_translation': 'number', 'mqar': 'inputs', 'listops': 'expression', 'digits': 'index',
-            'digit_scenes': 'image', 'spoken_digits': 'digits'}
+            'digit_scenes': 'image', 'spoken_digits': 'digits', 'entities': 'text', 'story_qa': 'story'}
 
 
 def _key(value):
@@ -48,14 +54,16 @@ def test_configs_small_and_default(name):
 def test_splits_sizes_and_features(build, name):
   built = build(name)
   config = built.builder.builder_config
-  assert set(built.examples) == {'train', 'validation', 'test'}
-  sizes = {'train': config.num_train, 'validation': config.num_validation, 'test': config.num_test}
+  extra = EXTRA_SPLITS.get(name, {})
+  assert set(built.examples) == {'train', 'validation', 'test'} | set(extra)
+  sizes = {'train': config.num_train, 'validation': config.num_validation, 'test': config.num_test,
+           **{split: getattr(config, field) for split, field in extra.items()}}
   for split, columns in built.examples.items():
     assert set(columns) == set(built.builder.info.features)
     assert all(len(v) == sizes[split] for v in columns.values())
   task = built.task
   assert task.kind == EXPECTED_KIND[name]
-  assert task.splits == ('train', 'validation', 'test')
+  assert task.splits == ('train', 'validation', 'test') + tuple(extra)
   assert task.info['pad_id'] == 0
 
 
@@ -105,6 +113,8 @@ def test_splits_do_not_overlap(build, name):
   assert not keys['train'] & keys['validation']
   assert not keys['train'] & keys['test']
   assert not keys['validation'] & keys['test']
+  for split in EXTRA_SPLITS.get(name, {}):
+    assert not keys[split] & (keys['train'] | keys['validation'] | keys['test'])
 
 
 def test_tfds_load_reads_the_prepared_dataset(build):

@@ -16,6 +16,7 @@ FAMILIES = {
     'translation.py': ['model=rnn'],
     'captioning.py': ['decoder=transformer'],
     'classification.py': ['task=digits'],
+    'qa.py': ['model=transformer'],
 }
 ARGS = [f'{name}:{",".join(o for o in (option, "smoke") if o)}'
         for name in CONFIGS for option in [''] + FAMILIES.get(name, [])]

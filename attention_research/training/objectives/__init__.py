@@ -9,7 +9,9 @@ from attention_research.training.objectives.base import Objective, build_model_c
 from attention_research.training.objectives.captioning import Captioning
 from attention_research.training.objectives.classification import Classification, TokenClassification
 from attention_research.training.objectives.lm import LanguageModel
+from attention_research.training.objectives.ner import NamedEntities
 from attention_research.training.objectives.seq2seq import Seq2Seq
+from attention_research.training.objectives.story_qa import StoryQA
 
 OBJECTIVES: dict[str, type[Objective]] = {
     'classification': Classification,
@@ -18,6 +20,8 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'lm': LanguageModel,
     'captioning': Captioning,
     'asr': SpeechRecognition,
+    'ner': NamedEntities,
+    'story_qa': StoryQA,
 }
 
 
