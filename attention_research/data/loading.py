@@ -12,13 +12,13 @@ from attention_research.data.task import Task
 
 
 def _builtin_modules() -> dict[str, ModuleType]:
-  from attention_research.data.builders import (digit_scenes, digits, listops, mqar, number_translation,
-                                                spoken_digits)
-  return {'number_translation': number_translation, 'mqar': mqar, 'listops': listops, 'digits': digits,
+  from attention_research.data.builders import (digit_scenes, digits, listops, mqar, number_phrases,
+                                                number_translation, spoken_digits)
+  return {'number_translation': number_translation, 'number_phrases': number_phrases, 'mqar': mqar, 'listops': listops, 'digits': digits,
           'digit_scenes': digit_scenes, 'spoken_digits': spoken_digits}
 
 
-BUILTIN_TASKS = ('number_translation', 'mqar', 'listops', 'digits', 'digit_scenes', 'spoken_digits')
+BUILTIN_TASKS = ('number_translation', 'number_phrases', 'mqar', 'listops', 'digits', 'digit_scenes', 'spoken_digits')
 
 
 def public_datasets() -> tuple[str, ...]:

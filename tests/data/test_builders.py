@@ -8,12 +8,13 @@ from attention_research import data
 
 BUILTIN = list(data.BUILTIN_TASKS)
 
-EXPECTED_KIND = {'number_translation': 'seq2seq', 'mqar': 'token_classification', 'listops': 'classification',
+EXPECTED_KIND = {'number_translation': 'seq2seq', 'number_phrases': 'seq2seq', 'mqar': 'token_classification', 'listops': 'classification',
                  'digits': 'classification', 'digit_scenes': 'captioning', 'spoken_digits': 'asr'}
 
 # Batch key -> (dtype, rank) per task, from the documented batch formats.
 EXPECTED_BATCH = {
     'number_translation': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
+    'number_phrases': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'mqar': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'listops': {'inputs': (np.int32, 2), 'label': (np.int32, 1)},
     'digits': {'image': (np.float32, 4), 'label': (np.int32, 1)},
@@ -23,8 +24,12 @@ EXPECTED_BATCH = {
 }
 
 # A field whose value identifies an example, to check that splits do not overlap.
-IDENTITY = {'number_translation': 'number', 'mqar': 'inputs', 'listops': 'expression', 'digits': 'index',
+IDENTITY = {'number_translation': 'number', 'number_phrases': 'source', 'mqar': 'inputs', 'listops': 'expression', 'digits': 'index',
             'digit_scenes': 'image', 'spoken_digits': 'digits'}
+
+
+# Splits beyond train / validation / test, with their config size field.
+EXTRA_SPLITS = {'number_phrases': {'test_long': 'num_test_long'}}
 
 
 def _key(value):
@@ -48,14 +53,16 @@ def test_configs_small_and_default(name):
 def test_splits_sizes_and_features(build, name):
   built = build(name)
   config = built.builder.builder_config
-  assert set(built.examples) == {'train', 'validation', 'test'}
+  extra = EXTRA_SPLITS.get(name, {})
+  assert set(built.examples) == {'train', 'validation', 'test'} | set(extra)
   sizes = {'train': config.num_train, 'validation': config.num_validation, 'test': config.num_test}
+  sizes.update({split: getattr(config, field) for split, field in extra.items()})
   for split, columns in built.examples.items():
     assert set(columns) == set(built.builder.info.features)
     assert all(len(v) == sizes[split] for v in columns.values())
   task = built.task
   assert task.kind == EXPECTED_KIND[name]
-  assert task.splits == ('train', 'validation', 'test')
+  assert task.splits == ('train', 'validation', 'test', *extra)
   assert task.info['pad_id'] == 0
 
 
