@@ -12,14 +12,15 @@ from attention_research.data.task import Task
 
 
 def _builtin_modules() -> dict[str, ModuleType]:
-  from attention_research.data.builders import (digit_scenes, digits, entities, listops, mqar, number_translation,
-                                                spoken_digits, story_qa)
-  return {'number_translation': number_translation, 'mqar': mqar, 'listops': listops, 'digits': digits,
-          'digit_scenes': digit_scenes, 'spoken_digits': spoken_digits, 'entities': entities, 'story_qa': story_qa}
+  from attention_research.data.builders import (digit_scenes, digits, entities, listops, mqar, number_phrases,
+                                                number_translation, spoken_digits, story_qa)
+  return {'number_translation': number_translation, 'number_phrases': number_phrases, 'mqar': mqar,
+          'listops': listops, 'digits': digits, 'digit_scenes': digit_scenes, 'spoken_digits': spoken_digits,
+          'entities': entities, 'story_qa': story_qa}
 
 
-BUILTIN_TASKS = ('number_translation', 'mqar', 'listops', 'digits', 'digit_scenes', 'spoken_digits', 'entities',
-                 'story_qa')
+BUILTIN_TASKS = ('number_translation', 'number_phrases', 'mqar', 'listops', 'digits', 'digit_scenes', 'spoken_digits',
+                 'entities', 'story_qa')
 
 
 def public_datasets() -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""RNN encoder-decoder with attention: the baseline the Transformer replaced.
+"""RNN encoder-decoder with attention (or without): the baseline the Transformer replaced.
 
 Encoder: a bidirectional GRU or LSTM over the source embeddings; the annotation of source position s is
 [forward h_s; backward h_s] (Bahdanau et al. 2015). Padded positions (token == pad_id) neither update the
@@ -11,6 +11,10 @@ Decoder, one step (teacher forcing scans it over the target; generation calls it
   'luong' (Luong et al. 2015): the context is computed from the current state,
       h_t = cell(h_{t-1}, [E y_{t-1}; h~_{t-1}]) (input feeding; without it cell(h_{t-1}, E y_{t-1})),
       c_t = attend(h_t), h~_t = tanh(W_c [c_t; h_t]), logits = W_s h~_t.
+  'none' (Cho et al. 2014; Sutskever et al. 2014): no attention. The context of every step is the same fixed
+      vector c = [last forward state; first backward state], the encoder's final states, so the whole source
+      must pass through it; otherwise the step is Bahdanau's: s_t = cell(s_{t-1}, [E y_{t-1}; c]),
+      logits = W_o maxout(U [s_t; c; E y_{t-1}]). It has no alignment to capture or plot.
 The initial decoder state is tanh(W [last forward state; first backward state]).
 
 Dropout acts on the embeddings, on the annotations and on the output layer's input, all outside the
@@ -35,7 +39,7 @@ from attention_research.models import decoding
 from attention_research.models._checks import check_positive
 
 CELLS = ('gru', 'lstm')
-ATTENTIONS = ('bahdanau', 'luong')
+ATTENTIONS = ('bahdanau', 'luong', 'none')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +51,7 @@ class RNNSeq2SeqConfig:
   hidden_size: int = 128  # per encoder direction, and the decoder state
   attention_size: int | None = None  # Bahdanau / Luong 'concat' hidden size; default hidden_size
   cell: str = 'gru'  # 'gru' | 'lstm'
-  attention: str = 'bahdanau'  # 'bahdanau' | 'luong'
+  attention: str = 'bahdanau'  # 'bahdanau' | 'luong' | 'none' (the final encoder state as the only context)
   luong_score: str = 'general'  # 'dot' | 'general' | 'concat' (Luong only)
   input_feeding: bool = True  # Luong only; Bahdanau always feeds its context to the cell
   dropout: float = 0.0
@@ -123,8 +127,8 @@ class RNNSeq2Seq(nnx.Module):
     self.init_h = nnx.Linear(A, H, rngs=rngs)
     self.init_c = nnx.Linear(A, H, rngs=rngs) if cfg.cell == 'lstm' else None
     self.dropout = nnx.Dropout(cfg.dropout, rngs=rngs)
-    if cfg.attention == 'bahdanau':
-      self.attend = AdditiveAttention(H, A, att, rngs=rngs)
+    if cfg.attention in ('bahdanau', 'none'):
+      self.attend = AdditiveAttention(H, A, att, rngs=rngs) if cfg.attention == 'bahdanau' else None
       self.dec_cell = _make_cell(cfg.cell, E + A, H, rngs)
       self.pre_output = nnx.Linear(H + A + E, 2 * H, rngs=rngs)  # maxout with pool size 2
       self.key_proj = self.combine = None
@@ -140,7 +144,7 @@ class RNNSeq2Seq(nnx.Module):
 
   # --- encoder
   def encode(self, inputs_BS, *, deterministic=True):
-    """Returns memory: annotations [B, S, A], attention keys [B, S, A|H], mask [B, S], initial decoder carry."""
+    """Returns memory: annotations [B, S, A], attention keys [B, S, A|H|att], mask [B, S], summary [B, A]; initial carry."""
     cfg = self.cfg
     inputs_BS = jnp.asarray(inputs_BS)
     if inputs_BS.ndim != 2:
@@ -162,17 +166,24 @@ class RNNSeq2Seq(nnx.Module):
     carry = h0 if cfg.cell == 'gru' else (jnp.tanh(self.init_c(summary)), h0)
     annotations = self.dropout(annotations, deterministic=deterministic)
     keys = annotations if self.key_proj is None else self.key_proj(annotations)
+    if cfg.attention == 'bahdanau':
+      # W_k m_s does not depend on the decoder step: projected once here, not at every step (Bahdanau et al.
+      # 2015, appendix A.1.2); _bahdanau_context adds W_q s_{t-1}.
+      keys = jnp.einsum('BSA,AD->BSD', annotations, self.attend.w_k[...], preferred_element_type=jnp.float32)
     state = {'carry': carry, 'feed': jnp.zeros((B, cfg.hidden_size), jnp.float32)}
-    return {'values': annotations, 'keys': keys, 'mask': mask_BS}, state
+    return {'values': annotations, 'keys': keys, 'mask': mask_BS, 'summary': summary}, state
 
   # --- decoder
   def _step(self, state, y_emb_BE, memory):
-    """One decoder step. Returns (new state, output-layer features, attention weights [B, S])."""
+    """One decoder step. Returns (new state, output-layer features, attention weights [B, S] or None)."""
     cfg = self.cfg
     carry, feed = state['carry'], state['feed']
     hidden = lambda c: c if cfg.cell == 'gru' else c[1]
-    if cfg.attention == 'bahdanau':
-      ctx, w = self.attend.context_and_weights(hidden(carry), memory['keys'], memory['values'], mask=memory['mask'])
+    if cfg.attention in ('bahdanau', 'none'):
+      if cfg.attention == 'none':
+        ctx, w = memory['summary'], None
+      else:
+        ctx, w = self._bahdanau_context(hidden(carry), memory)
       carry, h = self.dec_cell(carry, jnp.concatenate([y_emb_BE, ctx], -1))
       features = jnp.concatenate([h, ctx, y_emb_BE], -1)
     else:
@@ -181,6 +192,16 @@ class RNNSeq2Seq(nnx.Module):
       ctx, w = self.attend.context_and_weights(h, memory['keys'], memory['values'], mask=memory['mask'])
       feed = features = jnp.tanh(self.combine(jnp.concatenate([ctx, h], -1)))
     return {'carry': carry, 'feed': feed}, features, w
+
+  def _bahdanau_context(self, h_BH, memory):
+    """e_s = v . tanh(W_q h + W_k m_s) over the pre-projected keys; (context [B, A], weights [B, S])."""
+    qa_BD = jnp.einsum('BH,HD->BD', h_BH, self.attend.w_q[...], preferred_element_type=jnp.float32)
+    e_BS = jnp.einsum('BSD,D->BS', jnp.tanh(qa_BD[:, None] + memory['keys']), self.attend.v[...].astype(jnp.float32))
+    e_BS = jnp.where(memory['mask'], e_BS, -1e30)
+    w_BS = jax.nn.softmax(e_BS.astype(jnp.float32), axis=-1)
+    w_BS = jnp.where(memory['mask'].any(-1, keepdims=True), w_BS, 0.0)  # an empty source attends to nothing
+    ctx_BA = jnp.einsum('BS,BSA->BA', w_BS, memory['values'].astype(jnp.float32))
+    return ctx_BA.astype(memory['values'].dtype), w_BS
 
   def _logits(self, features, *, deterministic=True):
     x = self.dropout(features, deterministic=deterministic)
@@ -207,7 +228,8 @@ class RNNSeq2Seq(nnx.Module):
       return state, (features, w)
 
     _, (features_TBF, w_TBS) = jax.lax.scan(body, state, y_TBE)
-    sow_if_capturing(self, NAME, jnp.swapaxes(w_TBS, 0, 1))
+    if w_TBS is not None:
+      sow_if_capturing(self, NAME, jnp.swapaxes(w_TBS, 0, 1))
     return self._logits(jnp.swapaxes(features_TBF, 0, 1), deterministic=deterministic)
 
   def generate(self, inputs, *, max_length: int, beam_size: int = 1, alpha: float = 0.6):
@@ -225,6 +247,8 @@ class RNNSeq2Seq(nnx.Module):
       raise ValueError(f'beam_size must be a positive int; got {beam_size!r}.')
     if not isinstance(max_length, int) or max_length < 1:
       raise ValueError(f'max_length must be a positive int; got {max_length!r}.')
+    if alignments and cfg.attention == 'none':
+      raise ValueError("attention='none' has no alignments: its decoder sees only the encoder's final states.")
     graphdef, params = nnx.split(self)
     return _generate(graphdef, params, jnp.asarray(inputs), max_length=max_length, beam_size=beam_size,
                      alpha=float(alpha), alignments=bool(alignments))
@@ -249,7 +273,7 @@ class RNNSeq2Seq(nnx.Module):
     dec_state, features, w_RS = self._step(dec_state, self.tgt_embed(tokens_R), state['memory'])
     log_probs = jax.nn.log_softmax(self._logits(features).astype(jnp.float32), axis=-1)
     state = dict(state, **dec_state, pos=state['pos'] + 1)
-    if 'weights' in state:
+    if 'weights' in state and w_RS is not None:
       state['weights'] = state['weights'].at[jnp.arange(tokens_R.shape[0]), state['pos'] - 1].set(w_RS)
     return log_probs, state
 
@@ -273,6 +297,8 @@ class RNNSeq2Seq(nnx.Module):
 
   def alignments(self, inputs, tokens):
     """Attention weights [B, L, S] with which the model emits tokens [B, L] (teacher-forced replay)."""
+    if self.cfg.attention == 'none':
+      raise ValueError("attention='none' has no alignments: its decoder sees only the encoder's final states.")
     tokens = jnp.asarray(tokens)
     targets_in = jnp.concatenate([jnp.full_like(tokens[:, :1], self.cfg.bos_id), tokens[:, :-1]], axis=1)
     weights = capture_attention(lambda m: m(inputs, targets_in, deterministic=True), self)[1]['attention']

@@ -248,6 +248,10 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
                  'says how it differs).')
   table = results.Table(title=title or cfg.name or cfg.task, rows=rows, metric_names=metric_names, notes=notes)
   table.write(workdir)
+  if 'length_buckets' in task.info:  # quality against source length (Bahdanau et al. 2015, Fig. 2)
+    from attention_research.analysis import length_curve  # pylint: disable=g-import-not-at-top
+    length_curve.write(length_curve.rows_of(table), workdir, train_length=task.info.get('train_source_length'),
+                       title=f'{table.title}: BLEU against source length')
   return table
 
 

@@ -8,15 +8,14 @@ from attention_research import data
 
 BUILTIN = list(data.BUILTIN_TASKS)
 
-EXPECTED_KIND = {'number_translation': 'seq2seq', 'mqar': 'token_classification', 'listops': 'classification',
-                 'digits': 'classification', 'digit_scenes': 'captioning', 'spoken_digits': 'asr',
-                 'entities': 'token_classification', 'story_qa': 'classification'}
-# Splits beyond train / validation / test, and the config field of their size.
-EXTRA_SPLITS = {'entities': {'test_ood': 'num_test_ood'}, 'story_qa': {'test_ood': 'num_test_ood'}}
+EXPECTED_KIND = {'number_translation': 'seq2seq', 'number_phrases': 'seq2seq', 'mqar': 'token_classification',
+                 'listops': 'classification', 'digits': 'classification', 'digit_scenes': 'captioning',
+                 'spoken_digits': 'asr', 'entities': 'token_classification', 'story_qa': 'classification'}
 
 # Batch key -> (dtype, rank) per task, from the documented batch formats.
 EXPECTED_BATCH = {
     'number_translation': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
+    'number_phrases': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'mqar': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'listops': {'inputs': (np.int32, 2), 'label': (np.int32, 1)},
     'digits': {'image': (np.float32, 4), 'label': (np.int32, 1)},
@@ -29,8 +28,9 @@ EXPECTED_BATCH = {
 }
 
 # A field whose value identifies an example, to check that splits do not overlap.
-IDENTITY = {'number_translation': 'number', 'mqar': 'inputs', 'listops': 'expression', 'digits': 'index',
-            'digit_scenes': 'image', 'spoken_digits': 'digits', 'entities': 'text', 'story_qa': 'story'}
+IDENTITY = {'number_translation': 'number', 'number_phrases': 'source', 'mqar': 'inputs', 'listops': 'expression',
+            'digits': 'index', 'digit_scenes': 'image', 'spoken_digits': 'digits', 'entities': 'text',
+            'story_qa': 'story'}
 
 
 def _key(value):

@@ -167,3 +167,26 @@ def test_config_is_hashable_and_frozen():
   hash(cfg)
   with pytest.raises(dataclasses.FrozenInstanceError):
     cfg.cell = 'lstm'  # type: ignore[misc]
+
+
+def test_no_attention_sees_the_source_only_through_its_final_states():
+  """attention='none' (Cho et al. 2014): padding changes nothing, there are no alignments, and the decoder's
+  output depends on the source only through the encoder's final states."""
+  model = RNNSeq2Seq(RNNSeq2SeqConfig(**TINY, attention='none', cell='gru'), rngs=nnx.Rngs(1))
+  padded = np.concatenate([SRC, np.zeros((len(SRC), 3), np.int32)], axis=1)
+  logits, logits_p = model(SRC, TGT_IN), model(padded, TGT_IN)
+  np.testing.assert_allclose(np.asarray(logits_p), np.asarray(logits), atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(model.generate(SRC, max_length=6, beam_size=1)),
+                                np.asarray(model.generate(padded, max_length=6, beam_size=1)))
+  memory, _ = model.encode(SRC)
+
+  def from_summary(summary):
+    m = dict(memory, summary=summary, values=jnp.zeros_like(memory['values']))
+    state = {'carry': jnp.tanh(model.init_h(summary)), 'feed': jnp.zeros((len(SRC), TINY['hidden_size']))}
+    _, features, w = model._step(state, model.tgt_embed(jnp.asarray(TGT_IN[:, 0])), m)
+    assert w is None
+    return model._logits(features)
+
+  np.testing.assert_allclose(np.asarray(from_summary(memory['summary'])), np.asarray(logits[:, 0]), atol=1e-5)
+  with pytest.raises(ValueError, match='no alignments'):
+    model.generate_with_alignments(SRC, max_length=6)

@@ -50,3 +50,22 @@ def test_word_tasks_keep_sacrebleus_13a_words():
     seq2seq.bleu_segmenter({'bleu_units': 'pieces'}, WordTokenizer(['a']))
   with pytest.raises(ValueError, match="bleu_units='morphemes'; known"):
     seq2seq.bleu_segmenter({'bleu_units': 'morphemes'}, WordTokenizer(['a']))
+
+
+def test_bucket_metrics_score_each_source_length_bucket(segment):
+  refs = [number_translation.german(n) for n in NUMBERS]
+  lengths = [41, 15, 25, 11, 3, 9, 10]  # the long numbers in 1..10: corpus BLEU needs 4-grams
+  hyps = list(refs)
+  hyps[3] = number_translation.german(24)  # one wrong output, in the 11..20 bucket
+  out = seq2seq.bucket_metrics(['exact_match', 'bleu', 'chrf'], hyps, refs, lengths, (10, 20, 40), segment)
+  assert out[seq2seq.bucket_key('exact_match', 1, 10)] == 1.0
+  assert out['bleu_len_001_010'] == pytest.approx(100.0)
+  assert out['examples_len_001_010'] == 3.0 and out['examples_len_011_020'] == 2.0
+  assert out['exact_match_len_011_020'] == 0.5 and out['bleu_len_011_020'] < 100.0
+  assert out['examples_len_021_040'] == 1.0 and not any(k.startswith('chrf') for k in out)  # 41: no bucket
+  assert seq2seq.parse_bucket_key('bleu_len_011_020') == ('bleu', 11, 20)
+  assert seq2seq.parse_bucket_key('exact_match') is None
+  with pytest.raises(ValueError, match='increasing'):
+    seq2seq.bucket_metrics(['bleu'], hyps, refs, lengths, (20, 10))
+  with pytest.raises(ValueError, match='source lengths'):
+    seq2seq.bucket_metrics(['bleu'], hyps, refs, lengths[:2], (10,))

@@ -86,6 +86,52 @@ def bleu_note(info) -> str:
   return f'bleu: sacrebleu corpus BLEU over {how}; signature {metrics.bleu_signature(tokenize)}.'
 
 
+def source_length(inputs_BS, info) -> np.ndarray:
+  """Source tokens per row [B], without padding and the final EOS."""
+  real = (inputs_BS != info.get('pad_id', 0)).sum(-1)
+  return real - (inputs_BS == info.get('eos_id', 2)).any(-1)
+
+
+BUCKET_METRICS = ('exact_match', 'bleu')
+
+
+def bucket_key(metric: str, low: int, high: int) -> str:
+  """'bleu_len_011_020': `metric` over sources of low..high tokens (sorted names sort by length)."""
+  return f'{metric}_len_{low:03d}_{high:03d}'
+
+
+def parse_bucket_key(key: str) -> tuple[str, int, int] | None:
+  """bucket_key's inverse: (metric, low, high), or None for another metric name."""
+  metric, sep, rest = key.partition('_len_')
+  parts = rest.split('_')
+  if not sep or len(parts) != 2 or not all(p.isdigit() for p in parts):
+    return None
+  return metric, int(parts[0]), int(parts[1])
+
+
+def bucket_metrics(names: Sequence[str], hypotheses: list[str], references: list[str], source_lengths,
+                   bounds: Sequence[int], segment=None) -> dict[str, float]:
+  """Exact match and BLEU per source-length bucket (Bahdanau et al. 2015, Fig. 2), and each bucket's number of
+  examples ('examples_len_...'). bounds are the buckets' upper ends: (10, 20) is 1..10 and 11..20 tokens;
+  longer sources fall in no bucket. Empty buckets are left out."""
+  lengths = np.asarray(source_lengths)
+  if len(lengths) != len(hypotheses):
+    raise ValueError(f'{len(lengths)} source lengths for {len(hypotheses)} hypotheses.')
+  if list(bounds) != sorted(set(bounds)) or (len(bounds) and bounds[0] < 1):
+    raise ValueError(f'length buckets must be increasing positive upper bounds; got {list(bounds)}.')
+  out = {}
+  low = 1
+  for high in bounds:
+    rows = np.flatnonzero((lengths >= low) & (lengths <= high))
+    if len(rows):
+      scores = text_metrics([m for m in names if m in BUCKET_METRICS], [hypotheses[i] for i in rows],
+                            [references[i] for i in rows], segment=segment)
+      out.update({bucket_key(m, low, high): v for m, v in scores.items()})
+      out[bucket_key('examples', low, high)] = float(len(rows))
+    low = high + 1
+  return out
+
+
 def teacher_forced(logits, targets):
   """Per-row sums for a token loss and accuracy over targets != 0: (ce [B], correct [B], count [B])."""
   logits = logits.astype(jnp.float32)
@@ -101,7 +147,7 @@ def score_generations(objective: base.Objective, model, batches, *, name: str, f
   and scores the decoded text against batch[target_key] with `metrics`, plus the teacher-forced token
   accuracy and loss. on_batch(batch, n, *extra) sees each batch's extra outputs (first n rows real)."""
   tokenizer = objective.task.tokenizer
-  hyps, refs = [], []
+  hyps, refs, source_lengths = [], [], []
   ce = correct = count = 0.0
   compiled = None
   for batch, n in objective.iterate_padded(batches):
@@ -110,10 +156,15 @@ def score_generations(objective: base.Objective, model, batches, *, name: str, f
     tokens, ce_b, correct_b, count_b, *extra = (np.asarray(x)[:n] for x in compiled(state, batch))
     hyps += [tokenizer.decode(t) for t in tokens]
     refs += [tokenizer.decode(t) for t in np.asarray(batch[target_key])[:n]]
+    if 'inputs' in batch:
+      source_lengths += source_length(np.asarray(batch['inputs'])[:n], objective.info).tolist()
     ce, correct, count = ce + ce_b.sum(), correct + correct_b.sum(), count + count_b.sum()
     if on_batch is not None:
       on_batch(batch, n, *extra)
-  out = text_metrics(metrics, hyps, refs, segment=bleu_segmenter(objective.info, tokenizer))
+  segment = bleu_segmenter(objective.info, tokenizer)
+  out = text_metrics(metrics, hyps, refs, segment=segment)
+  if objective.info.get('length_buckets') and len(source_lengths) == len(hyps):
+    out.update(bucket_metrics(metrics, hyps, refs, source_lengths, objective.info['length_buckets'], segment))
   out.update(token_accuracy=float(correct / max(count, 1)), loss=float(ce / max(count, 1)), examples=len(hyps))
   return out
 
