@@ -11,6 +11,9 @@ BUILTIN = list(data.BUILTIN_TASKS)
 EXPECTED_KIND = {'number_translation': 'seq2seq', 'number_phrases': 'seq2seq', 'mqar': 'token_classification',
                  'listops': 'classification', 'digits': 'classification', 'digit_scenes': 'captioning',
                  'spoken_digits': 'asr', 'entities': 'token_classification', 'story_qa': 'classification'}
+# Splits beyond train / validation / test, and the config field of their size.
+EXTRA_SPLITS = {'entities': {'test_ood': 'num_test_ood'}, 'story_qa': {'test_ood': 'num_test_ood'},
+                'number_phrases': {'test_long': 'num_test_long'}}
 
 # Batch key -> (dtype, rank) per task, from the documented batch formats.
 EXPECTED_BATCH = {
