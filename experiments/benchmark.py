@@ -17,7 +17,7 @@ from absl import app, flags
 import jax.numpy as jnp
 
 from attention_research import benchmarking
-from attention_research.benchmarking import report
+from attention_research.benchmarking import report, workloads
 
 _WORKLOADS = flags.DEFINE_list('workloads', list(benchmarking.WORKLOADS),
                                f'Workloads to run, from {", ".join(benchmarking.WORKLOADS)}.')
@@ -55,6 +55,11 @@ def main(argv):
     for name, T in found.items():
       found_at = f'beats flash from T={T}' if T else 'never beats flash at the lengths run'
       print(f'recurrent {pass_}: {name} {found_at}')
+  for pass_ in (workloads.FWD, workloads.FWD_BWD):
+    flash = [r for r in rows if r['workload'] == 'recurrent' and r['pass'] == pass_ and r['variant'] == 'flash']
+    timed = [r['T'] for r in flash if r['ms'] is not None]
+    for r in (r for r in flash if r['ms'] is None):  # no time is extrapolated: crossovers use lengths both ran
+      print(f'recurrent {pass_}: flash timed up to T={max(timed) if timed else None}; at T={r["T"]} {r["note"]}')
   for name, by_position in summary['decode_flatness'].items():
     print(f'{name}: ' + ', '.join(f'{ms * 1e3:.0f} us after {P} tokens' for P, ms in sorted(by_position.items())))
   print(f'written to {os.path.abspath(_OUT_DIR.value)}/')

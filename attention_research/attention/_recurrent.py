@@ -8,9 +8,9 @@ A family supplies three pieces and this module turns them into the three forms o
       before the chunk, its outputs are o + q_eff S0 and the state after it is m S0 + r (m is [..., H, H], or a
       diagonal [..., E] with E = H or 1)
   weights(q, k, v, *gates) -> [..., G, L, L]          the matrix w with o = w v when S0 = 0
-The parallel form is `intra` over one chunk spanning the sequence (quadratic); the chunked form runs `intra` on
-every chunk at once and passes states between chunks with a jax.lax.scan (linear in T); the recurrent form scans
-`step` over time with an O(H V) state.
+The parallel form is `intra` over one chunk spanning the sequence (quadratic); the chunked form runs `intra` (or
+the family's `chunk_intra`, a faster computation of the same chunk) on every chunk at once and passes states
+between chunks with a jax.lax.scan (linear in T); the recurrent form scans `step` over time with an O(H V) state.
 
 Internal layout: q [B, K, T, G, H], k [B, K, T, H], v [B, K, T, V], gates [B, K, T, ...], state [B, K, H, V];
 C chunk length, c chunk index. Everything is float32 inside.
@@ -35,6 +35,9 @@ class Family:
   step: Callable
   intra: Callable
   weights: Callable
+  # The chunked form's `intra` where it differs from the parallel form's (a faster computation of the same chunk);
+  # the parallel form keeps `intra`, so parallel == chunked tests compare two computations.
+  chunk_intra: Callable | None = None
 
 
 def causal_decay(gc):
@@ -173,7 +176,9 @@ def attend(x: Prepared, family: Family, gates, *, implementation, chunk_size, re
   if implementation == 'recurrent':
     o, s = _recurrent(family.step, x.q, x.k, x.v, gates, x.s0)
   else:
-    o, s = _chunked(family.intra, x.q, x.k, x.v, gates, x.s0, d.T if implementation == 'parallel' else chunk_size)
+    parallel = implementation == 'parallel'
+    intra = family.intra if parallel or family.chunk_intra is None else family.chunk_intra
+    o, s = _chunked(intra, x.q, x.k, x.v, gates, x.s0, d.T if parallel else chunk_size)
   out = jnp.moveaxis(o, 1, 2).reshape((d.B, d.T, d.N, d.V)).astype(x.dtype)
   result = (_checks.unflatten_batch(out, d),)
   if return_weights:

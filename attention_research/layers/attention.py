@@ -12,6 +12,7 @@ from attention_research import attention
 from attention_research.attention import positional
 from attention_research.layers.capture import NAME, capturing
 from attention_research.layers.options import freeze_options
+from attention_research.layers.short_conv import ShortConvolution, check_kernel_size
 
 
 class RandomFeatures(nnx.Variable):
@@ -53,6 +54,10 @@ class MultiHeadAttention(nnx.Module):
       "Gated Attention for Large Language Models").
     qk_norm: RMS-normalise queries and keys per head with a learned scale [H], before RoPE.
     sinks: a learned sink logit per head, [N], passed as `sinks=` to the variant (which must take it).
+    short_conv: kernel size of a depthwise causal convolution + SiLU on the query, key and value projections
+      (layers.short_conv, as in Gated DeltaNet), 0 = none; self-attention only. Decoding keeps the last
+      short_conv - 1 projected inputs (init_cache) so that it equals the full pass. Padded positions are
+      convolved like any other.
     **layer_options: the variant's layer options (see variant_options); others raise ValueError.
   """
 
@@ -61,7 +66,7 @@ class MultiHeadAttention(nnx.Module):
                num_kv_heads: int | None = None, variant: str = attention.DEFAULT_VARIANT,
                variant_options: dict | None = None, use_rope: bool = False, rope_base: float = 10_000.0,
                max_length: int | None = None, dropout_rate: float = 0.0, use_bias: bool = False,
-               output_gate: str | None = None, qk_norm: bool = False, sinks: bool = False,
+               output_gate: str | None = None, qk_norm: bool = False, sinks: bool = False, short_conv: int = 0,
                dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs, **layer_options):
     qkv_features = in_features if qkv_features is None else qkv_features
     num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
@@ -104,12 +109,12 @@ class MultiHeadAttention(nnx.Module):
         kind = RandomFeatures if name in self.info.non_trainable else nnx.Param
         setattr(self, name, kind(value))
       self.variant_param_names = tuple(values)
-    self.cached_key = self.cached_value = self.cache_index = self.decode_state = nnx.data(None)
-    self._init_refinements(output_gate, qk_norm, sinks, lin, rngs)
+    self.cached_key = self.cached_value = self.cache_index = self.decode_state = self.conv_cache = nnx.data(None)
+    self._init_refinements(output_gate, qk_norm, sinks, short_conv, lin, rngs)
 
-  def _init_refinements(self, output_gate, qk_norm, sinks, lin, rngs):
-    """Output gate, query/key norm and sink logits, made after every other parameter so that they leave the
-    initial values of the others unchanged."""
+  def _init_refinements(self, output_gate, qk_norm, sinks, short_conv, lin, rngs):
+    """Output gate, query/key norm, sink logits and short convolution, made after every other parameter so that
+    they leave the initial values of the others unchanged."""
     gate_widths = {None: None, 'headwise': self.num_heads, 'elementwise': self.num_heads * self.head_dim}
     if output_gate not in gate_widths:
       raise ValueError(f'output_gate must be one of {list(gate_widths)}; got {output_gate!r}.')
@@ -120,6 +125,9 @@ class MultiHeadAttention(nnx.Module):
     if sinks and 'sinks' not in inspect.signature(self.info.fn).parameters:
       raise ValueError(f'sinks=True: attention variant {self.variant!r} takes no sinks argument.')
     self.sink_logits = nnx.Param(jnp.zeros((self.num_heads,), lin['param_dtype'])) if sinks else None
+    width = (self.num_heads + 2 * self.num_kv_heads) * self.head_dim  # one depthwise kernel over q, k and v
+    self.short_conv = (ShortConvolution(width, short_conv, param_dtype=lin['param_dtype'], rngs=rngs)
+                       if check_kernel_size(short_conv) else None)
 
   def _init_variant_params(self, key, dtype):
     return self.info.init_params(key, num_heads=self.num_heads, num_kv_heads=self.num_kv_heads,
@@ -147,6 +155,8 @@ class MultiHeadAttention(nnx.Module):
     """Allocates the key/value cache for incremental decoding of up to max_length positions, or for a recurrent
     variant its state (whatever max_length)."""
     self.cache_index = nnx.Cache(jnp.array(0, jnp.int32))
+    if self.short_conv is not None:
+      self.conv_cache = nnx.Cache(self.short_conv.init_cache((batch_size,)))
     if self.info.init_decode_state is not None:
       self.decode_state = nnx.Cache(self.info.init_decode_state(
           batch_size, num_kv_heads=self.num_kv_heads, head_dim=self.head_dim, value_dim=self.head_dim))
@@ -157,6 +167,16 @@ class MultiHeadAttention(nnx.Module):
 
   def _split_heads(self, x, heads):
     return x.reshape(x.shape[:-1] + (heads, self.head_dim))
+
+  def _convolve(self, q, k, v, decode):
+    """The short convolution of the projections [B, T, N * H], [B, T, K * H] (twice), carrying its cache when
+    decoding."""
+    if decode and self.conv_cache is None:
+      raise ValueError('decode=True needs init_cache(batch_size, max_length) first.')
+    y, cache = self.short_conv(jnp.concatenate([q, k, v], axis=-1), self.conv_cache[...] if decode else None)
+    if decode:
+      self.conv_cache[...] = cache.astype(self.conv_cache.dtype)
+    return jnp.split(y, [q.shape[-1], q.shape[-1] + k.shape[-1]], axis=-1)
 
   def __call__(self, inputs_q, inputs_kv=None, *, mask=None, bias=None, is_causal: bool = False,
                positions=None, kv_positions=None, decode: bool = False, deterministic: bool | None = None):
@@ -169,9 +189,14 @@ class MultiHeadAttention(nnx.Module):
     """
     self_attention = inputs_kv is None
     inputs_kv = inputs_q if self_attention else inputs_kv
-    q = self._split_heads(self.query(inputs_q), self.num_heads)
-    k = self._split_heads(self.key(inputs_kv), self.num_kv_heads)
-    v = self._split_heads(self.value(inputs_kv), self.num_kv_heads)
+    q, k, v = self.query(inputs_q), self.key(inputs_kv), self.value(inputs_kv)
+    if self.short_conv is not None:
+      if not self_attention:
+        raise ValueError(f'short_conv={self.short_conv.kernel_size} convolves over the positions of one sequence: '
+                         f'self-attention only; got inputs_kv of shape {inputs_kv.shape}.')
+      q, k, v = self._convolve(q, k, v, decode)
+    q, k, v = (self._split_heads(x, h) for x, h in ((q, self.num_heads), (k, self.num_kv_heads),
+                                                    (v, self.num_kv_heads)))
     if self.query_norm is not None:
       q, k = self.query_norm(q), self.key_norm(k)
     if decode:

@@ -12,8 +12,9 @@ from attention_research import attention, layers
 from attention_research.models._checks import check_positive, freeze_options
 
 # Options that configure the MultiHeadAttention layer whatever the variant; each variant adds its own
-# (attention.get(name).layer_options).
-LAYER_OPTIONS = ('rope_base',)
+# (attention.get(name).layer_options). SELF_ONLY ones convolve over one sequence and stay off cross-attention.
+LAYER_OPTIONS = ('rope_base', 'output_gate', 'qk_norm', 'sinks', 'short_conv')
+SELF_ONLY_OPTIONS = ('short_conv',)
 POOLINGS = ('mean', 'cls')
 HEADS = ('pool', 'tagging')
 BIAS_SCHEMES = ('alibi', 'relative')
@@ -51,7 +52,8 @@ class TransformerConfig:
   """Configuration of every Transformer model here (and of the encoder stack that ViT and ASR reuse).
 
   attention / attention_options: self-attention variant and its options (both the encoder's and the
-    decoder's self-attention). Options named in LAYER_OPTIONS (rope_base) or in the variant's
+    decoder's self-attention). Options named in LAYER_OPTIONS (rope_base, output_gate, qk_norm, sinks,
+    short_conv: see layers.MultiHeadAttention) or in the variant's
     layer_options (rank, hidden, num_features, ...) go to the layer; the rest (window, normalizer,
     block_size, ...) to the variant function. A hybrid names one variant per layer: a tuple/list of names or
     one string joined by '+' ('gated_delta+gated_delta+dot_product'), whose length must equal the number of
@@ -196,7 +198,7 @@ class TransformerConfig:
     kw = dict(variant=variant, num_kv_heads=self.kv_heads, max_length=self.max_length,
               use_rope=self.positional == 'rope' and not cross)
     layer_options = LAYER_OPTIONS + attention.get(variant).layer_options
-    kw.update({k: v for k, v in options.items() if k in layer_options})
+    kw.update({k: v for k, v in options.items() if k in layer_options and not (cross and k in SELF_ONLY_OPTIONS)})
     kw['variant_options'] = {k: v for k, v in options.items() if k not in layer_options}
     return kw
 

@@ -246,6 +246,23 @@ def test_extreme_gates_stay_finite_and_forms_agree(name, log_gate, beta):
                                   x['s0'][1]).reshape(T, N, V))
 
 
+@pytest.mark.parametrize('chunk_size', [3, 12, 21])
+def test_gla_chunks_of_any_length_and_tiny_gates_agree_with_the_parallel_form(chunk_size):
+  """gla's chunked form halves each chunk (padded to a power of two) down to blocks of LEAF positions; gates
+  down to exp(-10) per step take a 21-long chunk's decay to about exp(-100), where a factorisation through
+  exp(-G_s) would overflow float32."""
+  x, mask = make_inputs(seed=30), key_mask(seed=31)
+  x['gates']['log_gate_h'] = x['gates']['log_gate_h'] * 10
+  args = (x['q'], x['k'], x['v'], x['gates'], x['s0'], mask, x['ct'], x['cs'])
+  (_, (out, state)), grads = grad_fn('gla', 'parallel')(*args)
+  (_, (out_c, state_c)), grads_c = grad_fn('gla', 'chunked', chunk_size)(*args)
+  assert_close(out_c, out, 2e-5, 2e-5, 'out')
+  assert_close(state_c, state, 2e-5, 2e-5, 'state')
+  for a, b in zip(jax.tree.leaves(grads_c), jax.tree.leaves(grads)):
+    assert bool(jnp.all(jnp.isfinite(a)))
+    assert_close(a, b, 2e-5, 1e-4, 'gradient')
+
+
 @pytest.mark.parametrize('name', NAMES)
 def test_outputs_have_zero_gradient_from_later_positions(name):
   x, mask = make_inputs(seed=16), key_mask(seed=17)

@@ -76,6 +76,15 @@ def test_recurrent_workloads_time_each_variant_beside_flash():
   assert {S for S in summary['decode_flatness']['ssd.step']} == {16, 32}
 
 
+def test_recurrent_run_prints_crossovers_and_where_the_budget_stopped_flash(run_main):
+  # A budget no second call fits: every case is timed at the first length and skipped, with its reason, after it.
+  _, printed = run_main('--workloads=recurrent', '--variants=flash,ssd', '--lengths=16,32', '--quick',
+                        '--case_budget_s=1e-9', '--repeats=1')
+  assert 'recurrent fwd: ssd beats flash from T=16' in printed or 'recurrent fwd: ssd never beats' in printed
+  assert 'recurrent fwd: flash timed up to T=16; at T=32 skipped:' in printed
+  assert 'recurrent fwd+bwd: flash timed up to T=16; at T=32 skipped:' in printed
+
+
 def test_backward_flops_follow_flash_attention_convention():
   shape = workloads.Shape(128, 128)
   forward = workloads.useful_flops(shape, workloads.FWD)

@@ -409,3 +409,41 @@ def test_hybrid_vit_runs_and_checks_its_length():
   loss_and_finite_grads(model, lambda m, x: (xent(m(x), jnp.arange(2)), None), image)
   with pytest.raises(ValueError, match='3 per-layer variants'):
     vit.ViTConfig(num_layers=2, attention='linear+linear+linear')
+
+
+# ------------------------------------------------------------------------------- layer refinements from configs
+REFINEMENTS = [('output_gate', 'elementwise', 'dot_product'), ('qk_norm', True, 'dot_product'),
+               ('sinks', True, 'dot_product'), ('short_conv', 3, 'dot_product'), ('short_conv', 3, 'gated_delta')]
+
+
+@pytest.mark.parametrize('option, value, variant', REFINEMENTS)
+def test_config_layer_options_reach_the_attention_layers_and_decode_consistently(option, value, variant):
+  plain = tr.DecoderLM(config(attention=variant, positional='rope'), rngs=nnx.Rngs(0))
+  model = tr.DecoderLM(config(attention=variant, attention_options={option: value}, positional='rope'),
+                       rngs=nnx.Rngs(0))
+  attn = model.decoder.blocks[0].self_attention
+  assert attn.variant == variant and not attn.variant_options  # a layer option, not a variant function option
+  x = shift_right(tokens(24, (2, 8)))
+  full = model(x)
+  assert not np.allclose(full, plain(x), atol=1e-4)
+  np.testing.assert_allclose(cached_logits(model, x), full, atol=2e-4, rtol=2e-4)
+  # The encoder-decoder's cross-attention gets the options but not the convolution over one sequence.
+  seq2seq = tr.EncoderDecoder(config(attention=variant, attention_options={option: value}), rngs=nnx.Rngs(0))
+  block = seq2seq.decoder.blocks[0]
+  assert block.cross_attention.short_conv is None
+  assert (block.self_attention.short_conv is not None) == (option == 'short_conv')
+  assert seq2seq(tokens(25, (2, 8)), x).shape == (2, 8, V)
+
+
+@pytest.mark.parametrize('option, value', [('output_gate', 'headwise'), ('qk_norm', True), ('sinks', True),
+                                           ('short_conv', 2)])
+def test_vit_layer_options_change_the_model(option, value):
+  from attention_research.models import vit  # pylint: disable=g-import-not-at-top
+  base = dict(image_size=4, patch_size=2, channels=1, num_classes=C, d_model=16, num_heads=4, num_layers=1)
+  image = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 4, 1))
+  plain = vit.ViT(vit.ViTConfig(**base), rngs=nnx.Rngs(0))
+  model = vit.ViT(vit.ViTConfig(**base, attention_options={option: value}), rngs=nnx.Rngs(0))
+  attn = model.encoder.blocks[0].self_attention
+  assert getattr(attn, {'output_gate': 'gate', 'qk_norm': 'query_norm', 'sinks': 'sink_logits',
+                        'short_conv': 'short_conv'}[option]) is not None
+  assert not np.allclose(model(image), plain(image), atol=1e-4)
