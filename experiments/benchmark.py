@@ -4,11 +4,18 @@ r"""Speed and memory of the attention variants against jax.nn, PyTorch SDPA and 
   python -m experiments.benchmark                              # the full sizes (B=1, N=8, H=64, float32)
   python -m experiments.benchmark --workloads=dense --lengths=4096 --repeats=7
   python -m experiments.benchmark --workloads=recurrent,recurrent_decode --lengths=1024,4096,16384
+  python -m experiments.benchmark --workloads=models --lengths=512,2048   # whole-model steps vs PyTorch
+  python -m experiments.benchmark --workloads=ring_memory --lengths=65536 # per-device memory of ring attention
 
 Prints a markdown table and writes benchmark.md, benchmark.csv, benchmark.json and scaling.png (log-log
 time against sequence length; recurrent_scaling.png for the recurrent workload) into --out_dir. Timings on a
 shared machine drift: compare the speedup columns, which come from cases timed interleaved in the same group,
 rather than absolute times across runs.
+
+Two workloads run only when named: `models` (a training step of the project's 4-layer encoder and 256 tokens of
+cached decoding beside the same architectures in PyTorch, `benchmarking.model_steps`; default lengths 512 and
+2048) and `ring_memory` (per-device temporary memory of ring attention on 1-8 simulated devices,
+`benchmarking.ring_memory`; default length 16384). Their tables go to models.md and ring_memory.md.
 """
 
 import os
@@ -17,10 +24,11 @@ from absl import app, flags
 import jax.numpy as jnp
 
 from attention_research import benchmarking
-from attention_research.benchmarking import report, workloads
+from attention_research.benchmarking import model_steps, report, ring_memory, workloads
 
+ON_REQUEST = ('models', 'ring_memory')  # slow or multi-process: not in the default list
 _WORKLOADS = flags.DEFINE_list('workloads', list(benchmarking.WORKLOADS),
-                               f'Workloads to run, from {", ".join(benchmarking.WORKLOADS)}.')
+                               f'Workloads to run, from {", ".join(benchmarking.WORKLOADS + ON_REQUEST)}.')
 _VARIANTS = flags.DEFINE_list('variants', list(benchmarking.VARIANTS),
                               'Project variants to time (baselines always run); each workload uses those it suits.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16', 'float16'], 'Dtype of q, k, v.')
@@ -32,6 +40,12 @@ _CASE_BUDGET = flags.DEFINE_float('case_budget_s', 120.0, 'recurrent workload: s
 _OUT_DIR = flags.DEFINE_string('out_dir', 'benchmark_results', 'Directory for the table, CSV, JSON and plot.')
 
 
+def _write(table: str, name: str):
+  print('\n' + table + '\n')
+  with open(os.path.join(_OUT_DIR.value, name), 'w') as f:
+    f.write(table + '\n')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -39,7 +53,18 @@ def main(argv):
     lengths = [int(x) for x in _LENGTHS.value] if _LENGTHS.value else None
   except ValueError:
     raise app.UsageError(f'--lengths must be integers; got {_LENGTHS.value}') from None
-  rows, summary = benchmarking.run(_WORKLOADS.value, _VARIANTS.value, dtype=jnp.dtype(_DTYPE.value),
+  extra = [w for w in _WORKLOADS.value if w in ON_REQUEST]
+  names = [w for w in _WORKLOADS.value if w not in ON_REQUEST]
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
+  if 'models' in extra:
+    tables = model_steps.table(model_steps.run(tuple(lengths or (512, 2048)), repeats=_REPEATS.value)
+                               + model_steps.run_decode(256, repeats=_REPEATS.value))
+    _write(tables, 'models.md')
+  if 'ring_memory' in extra:
+    _write(ring_memory.table(ring_memory.measure((lengths or [16384])[0])), 'ring_memory.md')
+  if extra and not names:
+    return
+  rows, summary = benchmarking.run(names, _VARIANTS.value, dtype=jnp.dtype(_DTYPE.value),
                                    quick=_QUICK.value, repeats=_REPEATS.value, lengths=lengths,
                                    case_budget_s=_CASE_BUDGET.value)
   table = report.write_all(rows, summary, _OUT_DIR.value)
