@@ -12,13 +12,18 @@ from attention_research.data.task import Task
 
 
 def _builtin_modules() -> dict[str, ModuleType]:
-  from attention_research.data.builders import (digit_scenes, digits, listops, mqar, number_translation,
-                                                spoken_digits)
+  from attention_research.data.builders import (compression, digit_scenes, digits, fuzzy_recall, listops,
+                                                memorization, mqar, noisy_recall, number_translation,
+                                                selective_copying, spoken_digits)
   return {'number_translation': number_translation, 'mqar': mqar, 'listops': listops, 'digits': digits,
-          'digit_scenes': digit_scenes, 'spoken_digits': spoken_digits}
+          'digit_scenes': digit_scenes, 'spoken_digits': spoken_digits, 'selective_copying': selective_copying,
+          'fuzzy_recall': fuzzy_recall, 'noisy_recall': noisy_recall, 'compression': compression,
+          'memorization': memorization}
 
 
-BUILTIN_TASKS = ('number_translation', 'mqar', 'listops', 'digits', 'digit_scenes', 'spoken_digits')
+# The recall family (synthetic skill tasks of Zoology and MAD, token classification like mqar).
+RECALL_TASKS = ('selective_copying', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization')
+BUILTIN_TASKS = ('number_translation', 'mqar', 'listops', 'digits', 'digit_scenes', 'spoken_digits') + RECALL_TASKS
 
 
 def public_datasets() -> tuple[str, ...]:

@@ -9,7 +9,8 @@ from attention_research import data
 BUILTIN = list(data.BUILTIN_TASKS)
 
 EXPECTED_KIND = {'number_translation': 'seq2seq', 'mqar': 'token_classification', 'listops': 'classification',
-                 'digits': 'classification', 'digit_scenes': 'captioning', 'spoken_digits': 'asr'}
+                 'digits': 'classification', 'digit_scenes': 'captioning', 'spoken_digits': 'asr',
+                 **{name: 'token_classification' for name in data.loading.RECALL_TASKS}}
 
 # Batch key -> (dtype, rank) per task, from the documented batch formats.
 EXPECTED_BATCH = {
@@ -20,11 +21,12 @@ EXPECTED_BATCH = {
     'digit_scenes': {'image': (np.float32, 4), 'caption': (np.int32, 2), 'digit_labels': (np.int32, 2),
                      'digit_cells': (np.int32, 2), 'token_cells': (np.int32, 2)},
     'spoken_digits': {'audio': (np.float32, 2), 'audio_lengths': (np.int32, 1), 'targets': (np.int32, 2)},
+    **{name: {'inputs': (np.int32, 2), 'targets': (np.int32, 2)} for name in data.loading.RECALL_TASKS},
 }
 
 # A field whose value identifies an example, to check that splits do not overlap.
 IDENTITY = {'number_translation': 'number', 'mqar': 'inputs', 'listops': 'expression', 'digits': 'index',
-            'digit_scenes': 'image', 'spoken_digits': 'digits'}
+            'digit_scenes': 'image', 'spoken_digits': 'digits', **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
 
 
 def _key(value):
