@@ -21,7 +21,10 @@ SMOKE = [
     ('captioning.py:smoke', 'bleu'),
     ('captioning.py:decoder=transformer,attention=linear,smoke', 'bleu'),
     ('asr.py:smoke', 'cer'),
+    ('recall.py:smoke', 'accuracy'),
+    ('recall.py:task=selective_copying,smoke', 'accuracy'),
 ]
+RECALL_TASKS = ['mqar_rebind', 'mqar_compositional', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization']
 
 
 def load(arg):
@@ -29,7 +32,7 @@ def load(arg):
 
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
-  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'translation.py']
+  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'recall.py', 'translation.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -38,7 +41,9 @@ def test_every_config_file_has_a_smoke_test_and_a_run_command():
 
 @pytest.mark.parametrize('arg', [a for a, _ in SMOKE] + ['classification.py:task=imdb,smoke', 'lm.py',
                                                           'classification.py:task=mqar,suite',
-                                                          'classification.py:task=digits,suite', 'asr.py:suite'])
+                                                          'classification.py:task=digits,suite', 'asr.py:suite',
+                                                          'recall.py:grid', 'recall.py:grid,full', 'recall.py:grid,smoke']
+                         + [f'recall.py:task={t}' for t in RECALL_TASKS] + [f'recall.py:task={t},smoke' for t in RECALL_TASKS])
 def test_configs_are_locked_and_valid(arg):
   config = load(arg)
   assert config.is_locked
@@ -53,6 +58,9 @@ def test_configs_are_locked_and_valid(arg):
     ('asr.py:decode=viterbi', r'config\.objective\.decode_method must be one of'),
     ('translation.py:model=lstm', "unknown model 'lstm'"),
     ('lm.py:colour=red', "unknown config option 'colour'"),
+    ('recall.py:task=copying', "unknown task 'copying'"),
+    ('recall.py:full', 'full is an option of grid'),
+    ('recall.py:grid,task=compression', 'grid is defined for task=mqar'),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's
