@@ -58,8 +58,9 @@ def get_config(arg=None):
   model = dict(name='transformer.Encoder', vocab_size=None, num_classes=None, max_length=None, d_model=64,
                num_heads=4, num_encoder_layers=2, mlp_dim=128, dropout_rate=0.0, positional='rope', pooling='mean',
                head='tagging', attention=opts['attention'])
-  # Sized so that the reduced grid (20 cells of 9 members) fits about 45 minutes of 2 quiet CPU cores; small
-  # batches buy more steps, and the recall circuit forms after a number of steps more than of examples.
+  # A short budget: one (variant, cell) run of the reduced grid at length 64 and width 32 took 3.8 CPU minutes,
+  # yet the whole grid needs hours of 2 cores, and softmax attention does not leave the guessing plateau in it
+  # (docs/recall.md); raise it with --config.train.steps=... --config.train.batch_size=... where time allows.
   train = dict(steps=1200, batch_size=16, log_every=200, eval_every=0, checkpoint_every=0)
   optim = dict(learning_rate=1e-3, warmup_steps=60, weight_decay=0.01, schedule='cosine')
   data = dict(eval_batch_size=250, eval_examples=500, options=options)
