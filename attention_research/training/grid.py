@@ -50,7 +50,8 @@ def parse_grid(spec: str, cfg: ExperimentConfig) -> list[Axis]:
       continue
     names, sep, raw = part.partition('=')
     if not sep or not raw.strip() or not names.strip():
-      raise ValueError(f"--grid axis must look like 'd_model=32,64' or 'seq_len+num_kv_pairs=64+4,128+8', got {part!r}.")
+      raise ValueError(f"--grid axis must look like 'd_model=32,64' or 'seq_len+num_kv_pairs=64+4,128+8', "
+                       f'got {part!r}.')
     keys = tuple(_resolve_key(k.strip(), cfg) for k in names.split('+'))
     values = []
     for item in (v.strip() for v in raw.split(',') if v.strip()):
@@ -167,7 +168,8 @@ def markdown(records: Sequence[Record], *, metric: tuple[str, str], seeds: int, 
   keys = list(dict.fromkeys(k for r in records for k in r.cell))
   names = [k.rsplit('.', 1)[-1] for k in keys]
   name, direction = metric
-  head = ['variant'] + names + ['state size', f'{name} {"↑" if direction == "max" else "↓"}', 'best', 'per sweep value']
+  arrow = '↑' if direction == 'max' else '↓'
+  head = ['variant'] + names + ['state size', f'{name} {arrow}', 'best', 'per sweep value']
   lines = [f'### {title}' if title else '### grid', '',
            f'Score: the best sweep value\'s {name}, mean ± std over {seeds} seeds; the best is the value with the '
            f'best mean ({sweep or "no sweep"}); "per sweep value" lists every value\'s mean.', '',
@@ -176,9 +178,11 @@ def markdown(records: Sequence[Record], *, metric: tuple[str, str], seeds: int, 
     mean, std = r.mean_std
     score = '**crashed**: ' + results.one_line(next(iter(r.errors.values()), '')) if mean is None else \
         f'{mean:.4f} ± {std:.4f}'
-    per = ', '.join(f'{label.rsplit("=", 1)[-1]}: {results.mean_std(v)[0]:.3f}' for label, v in r.sweep.items() if v)
+    per = ', '.join(f'{label.rsplit("=", 1)[-1]}: {results.mean_std(v)[0]:.3f}'
+                    for label, v in r.sweep.items() if v)
+    size = results._int(r.state_size)  # pylint: disable=protected-access
     lines.append('| ' + ' | '.join([r.variant] + [str(r.cell.get(k, '')) for k in keys]
-                                   + [results._int(r.state_size), score, (r.best or '–'), per]) + ' |')  # pylint: disable=protected-access
+                                   + [size, score, (r.best or '–'), per]) + ' |')
   lines += [''] + list(notes)
   return '\n'.join(lines).rstrip() + '\n'
 

@@ -26,7 +26,8 @@ EXPECTED_BATCH = {
 
 # A field whose value identifies an example, to check that splits do not overlap.
 IDENTITY = {'number_translation': 'number', 'mqar': 'inputs', 'listops': 'expression', 'digits': 'index',
-            'digit_scenes': 'image', 'spoken_digits': 'digits', **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
+            'digit_scenes': 'image', 'spoken_digits': 'digits',
+            **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
 
 
 def _key(value):

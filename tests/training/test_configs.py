@@ -41,9 +41,10 @@ def test_every_config_file_has_a_smoke_test_and_a_run_command():
 
 @pytest.mark.parametrize('arg', [a for a, _ in SMOKE] + ['classification.py:task=imdb,smoke', 'lm.py',
                                                           'classification.py:task=mqar,suite',
-                                                          'classification.py:task=digits,suite', 'asr.py:suite',
-                                                          'recall.py:grid', 'recall.py:grid,full', 'recall.py:grid,smoke']
-                         + [f'recall.py:task={t}' for t in RECALL_TASKS] + [f'recall.py:task={t},smoke' for t in RECALL_TASKS])
+                                                          'classification.py:task=digits,suite', 'asr.py:suite']
+                         + ['recall.py:grid', 'recall.py:grid,full', 'recall.py:grid,smoke']
+                         + [f'recall.py:task={t}' for t in RECALL_TASKS]
+                         + [f'recall.py:task={t},smoke' for t in RECALL_TASKS])
 def test_configs_are_locked_and_valid(arg):
   config = load(arg)
   assert config.is_locked
