@@ -48,7 +48,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; progress goes to stdout
   if _CONFIG.value is None:
     if _VARIANTS.value or _SEEDS.value or _SEED_MODE.value or _SWEEP.value or _GRID.value:
-      raise app.UsageError('--variants/--seeds/--seed_mode/--sweep need --config (the default suite fixes its own).')
+      raise app.UsageError('--variants/--seeds/--seed_mode/--sweep/--grid need --config (the default suite fixes '
+                           'its own).')
     workdir = _WORKDIR.value or 'runs/default_suite'
     tables = compare.run_suite(workdir, root=_ROOT, plot=_PLOT.value)
   elif (_GRID.value if _GRID.value is not None else _CONFIG.value.compare.grid):
