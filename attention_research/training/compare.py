@@ -170,6 +170,7 @@ def compare(config, workdir: str, *, variants: Sequence[str] | str | None = None
   if seed_mode not in ('vmap', 'sequential'):
     raise ValueError(f"--seed_mode must be 'vmap' or 'sequential', got {seed_mode!r}.")
   check_variants(cfg, variants)
+  sweep = sweep if sweep is not None else (cfg.compare.sweep or None)
   sweep_spec = seeds_lib.parse_sweep(sweep, cfg)
   members = seeds_lib.make_members(seeds, sweep_spec)
   if seed_mode == 'vmap':

@@ -156,10 +156,14 @@ class CompareDefaults:
   variants: str = 'dot_product'
   seeds: int = 1
   seed_mode: str = 'sequential'
+  sweep: str = ''  # default --sweep, e.g. 'learning_rate=1e-3,3e-3'
+  grid: str = ''   # default --grid of a grid run (training.grid), e.g. 'seq_len=64,128;d_model=32,64'
 
   def __post_init__(self):
     if not isinstance(self.variants, str) or not self.variants.strip():
       _fail('compare.variants', self.variants, 'must be a non-empty comma-separated list')
+    if not isinstance(self.sweep, str) or not isinstance(self.grid, str):
+      _fail('compare.sweep/grid', (self.sweep, self.grid), 'must be strings')
     _int('compare.seeds', self.seeds, 1)
     _choice('compare.seed_mode', self.seed_mode, SEED_MODES)
 

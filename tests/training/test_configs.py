@@ -24,7 +24,10 @@ SMOKE = [
     ('ner.py:smoke', 'f1'),
     ('qa.py:smoke', 'accuracy'),
     ('qa.py:model=transformer,task=19,smoke', 'accuracy'),
+    ('recall.py:smoke', 'accuracy'),
+    ('recall.py:task=selective_copying,smoke', 'accuracy'),
 ]
+RECALL_TASKS = ['mqar_rebind', 'mqar_compositional', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization']
 
 
 def load(arg):
@@ -32,7 +35,8 @@ def load(arg):
 
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
-  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'translation.py']
+  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'recall.py',
+                     'translation.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -41,7 +45,10 @@ def test_every_config_file_has_a_smoke_test_and_a_run_command():
 
 @pytest.mark.parametrize('arg', [a for a, _ in SMOKE] + ['classification.py:task=imdb,smoke', 'lm.py',
                                                           'classification.py:task=mqar,suite',
-                                                          'classification.py:task=digits,suite', 'asr.py:suite'])
+                                                          'classification.py:task=digits,suite', 'asr.py:suite']
+                         + ['recall.py:grid', 'recall.py:grid,full', 'recall.py:grid,smoke']
+                         + [f'recall.py:task={t}' for t in RECALL_TASKS]
+                         + [f'recall.py:task={t},smoke' for t in RECALL_TASKS])
 def test_configs_are_locked_and_valid(arg):
   config = load(arg)
   assert config.is_locked
@@ -59,6 +66,9 @@ def test_configs_are_locked_and_valid(arg):
     ('qa.py:task=4', 'unknown story_qa task 4'),
     ('qa.py:model=lstm', "unknown model 'lstm'"),
     ('ner.py:smoke,attention=nope', "config.model .*unknown attention variant 'nope'"),
+    ('recall.py:task=copying', "unknown task 'copying'"),
+    ('recall.py:full', 'full is an option of grid'),
+    ('recall.py:grid,task=compression', 'grid is defined for task=mqar'),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's
