@@ -21,7 +21,7 @@ def add_noise(audio, lengths, snr_db: float, *, seed) -> np.ndarray:
     raise ValueError(f'lengths {lengths.tolist()} do not fit audio of shape {audio.shape}.')
   if not np.isfinite(snr_db):
     raise ValueError(f'snr_db must be finite, got {snr_db!r}.')
-  rng = np.random.default_rng(np.atleast_1d(seed).tolist() + [int(round(1000 * snr_db))])
+  rng = np.random.default_rng(np.atleast_1d(seed).tolist() + [int(round(1000 * snr_db)) % (1 << 32)])
   out = audio.copy()
   for b, n in enumerate(lengths):
     if n == 0:
