@@ -8,7 +8,13 @@ Options (after the colon, comma-separated):
   attention=<variant>            the encoder's self-attention variant (the decoder keeps dot_product).
   encoder=conformer|transformer
   ctc_weight=<w>                 weight of CTC in the hybrid loss, in [0, 1] (1: CTC only).
-  decode=ctc_greedy|attention_greedy|attention_beam|joint   how test transcripts are decoded.
+  decode=ctc_greedy|attention_greedy|attention_beam|ctc_prefix_beam|rescoring|joint   how test transcripts
+                                 are decoded (the wer/cer columns).
+  modes                          also score every decoding mode (wer_<mode>, cer_<mode>, utt_s_<mode>: WER, CER and
+                                 utterances per second), joint at CTC weights 0.3 and 0.5.
+  snr                            also score the test audio with white noise at 20, 10, 5 and 0 dB SNR
+                                 (wer_snr<db>, cer_snr<db>; decode method as `decode`).
+  ctc_margin=<frames>            windowed CTC prefix scores in joint and prefix-beam decoding (-1: every frame).
   smoke                          tiny data and model, a few steps: a run of seconds, for tests.
   suite                          the budget of the default suite (`python -m experiments.compare`).
 """
@@ -18,7 +24,8 @@ from attention_research.training.config_files import make_config, parse_arg
 
 def get_config(arg=None):
   opts = parse_arg(arg, {'attention': 'dot_product', 'encoder': 'conformer', 'ctc_weight': 0.3,
-                         'decode': 'ctc_greedy', 'smoke': False, 'suite': False})
+                         'decode': 'ctc_greedy', 'smoke': False, 'suite': False, 'modes': False, 'snr': False,
+                         'ctc_margin': -1})
   model = dict(name='asr.ASR', vocab_size=None, max_target_length=None, num_mel_bins=40, d_model=96,
                num_heads=4, encoder=opts['encoder'], num_encoder_layers=4, num_decoder_layers=2, mlp_dim=192,
                conv_kernel_size=15, subsampling_channels=32, dropout_rate=0.1, specaugment=True,
@@ -27,7 +34,9 @@ def get_config(arg=None):
   train = dict(steps=6000, batch_size=32, log_every=100, eval_every=1000, checkpoint_every=1000)
   optim = dict(learning_rate=1e-3, warmup_steps=500, weight_decay=0.01)
   data = dict(eval_batch_size=32)
-  objective = dict(decode_method=opts['decode'], beam_size=4)
+  objective = dict(decode_method=opts['decode'], beam_size=4, ctc_margin=opts['ctc_margin'],
+                   decoding_modes='all' if opts['modes'] else '',
+                   snr_db='20,10,5,0' if opts['snr'] else '')
   compare = dict(variants='dot_product,linear,performer', seeds=3)
   if opts['suite']:
     model.update(d_model=64, mlp_dim=128, num_encoder_layers=2, num_decoder_layers=1, subsampling_channels=16,

@@ -146,22 +146,26 @@ class ASR(nnx.Module):
   # -- inference
   def decode(self, audio, audio_lengths, *, method: str = 'joint', beam_size: int = 4,
              max_length: int | None = None, ctc_weight: float | None = None, alpha: float = 0.0,
-             pre_beam: int | None = None):
+             pre_beam: int | None = None, ctc_margin: int | None = None):
     """Transcribes audio [B, N] (audio_lengths [B] samples) -> token ids [B, L].
 
     method: 'ctc_greedy' (best path: repeats merged, blanks removed; no EOS), 'attention_greedy',
-      'attention_beam' (beam search over the decoder), or 'joint' (beam search scored by
-      (1 - ctc_weight) log p_att + ctc_weight log p_ctc with CTC prefix scores). The attention methods end a
-      hypothesis with eos_id; every method pads with 0.
+      'attention_beam' (beam search over the decoder), 'ctc_prefix_beam' (beam search over CTC prefix
+      probabilities alone), 'rescoring' (its n-best ranked by (1 - ctc_weight) log p_att + ctc_weight log p_ctc),
+      or 'joint' (beam search scored by (1 - ctc_weight) log p_att + ctc_weight log p_ctc with CTC prefix
+      scores). Every method but ctc_greedy ends a hypothesis with eos_id; every method pads with 0.
     max_length: L, default the number of encoder frames F (at most max_target_length for the decoder).
-    ctc_weight: joint decoding's weight (default cfg.ctc_weight). alpha: GNMT length penalty exponent.
+    ctc_weight: joint decoding's and rescoring's weight (default cfg.ctc_weight). alpha: GNMT length penalty exponent.
     pre_beam: joint decoding scores only the pre_beam best tokens of the attention decoder per hypothesis
       with CTC (ESPnet's pre-beam, for large vocabularies); default: every token. With pre_beam >= 2 *
       beam_size and ctc_weight = 0 the search equals 'attention_beam'.
+    ctc_margin: windowed CTC prefix scores (ctc.py): a label may start only within ctc_margin encoder frames of
+      the previous label's start; default: anywhere.
     decode_with_alignments also returns the alignments.
     """
     return self._transcribe(audio, audio_lengths, method=method, beam_size=beam_size, max_length=max_length,
-                            ctc_weight=ctc_weight, alpha=alpha, pre_beam=pre_beam, alignments=False)[0]
+                            ctc_weight=ctc_weight, alpha=alpha, pre_beam=pre_beam, alignments=False,
+                            ctc_margin=ctc_margin)[0]
 
   def decode_with_alignments(self, audio, audio_lengths, *, method: str = 'joint', beam_size: int = 4,
                              max_length: int | None = None, ctc_weight: float | None = None, alpha: float = 0.0,
@@ -172,13 +176,15 @@ class ASR(nnx.Module):
                             ctc_weight=ctc_weight, alpha=alpha, pre_beam=pre_beam, alignments=True)
 
   def _transcribe(self, audio, audio_lengths, *, method, beam_size, max_length, ctc_weight, alpha, pre_beam,
-                  alignments):
+                  alignments, ctc_margin=None):
     cfg = self.cfg
     if method not in METHODS:
       raise ValueError(f'unknown decoding method {method!r}; known: {METHODS}.')
     check_positive('beam_size', beam_size)
     check_positive('max_length', max_length, allow_none=True)
     check_positive('pre_beam', pre_beam, allow_none=True)
+    if ctc_margin is not None and (isinstance(ctc_margin, bool) or not isinstance(ctc_margin, int) or ctc_margin < 0):
+      raise ValueError(f'ctc_margin must be None or a number of frames >= 0; got {ctc_margin!r}.')
     ctc_weight = cfg.ctc_weight if ctc_weight is None else ctc_weight
     check_ctc_weight(ctc_weight)
     audio = jnp.asarray(audio, jnp.float32)
@@ -186,13 +192,13 @@ class ASR(nnx.Module):
     F = int(self.cfg.encoder_frames(audio.shape[1]))
     if max_length is None:
       max_length = F if method == 'ctc_greedy' else min(F, cfg.max_target_length)
-    if method != 'ctc_greedy' and max_length > cfg.max_target_length:
+    if method not in ('ctc_greedy', 'ctc_prefix_beam') and max_length > cfg.max_target_length:
       raise ValueError(f'max_length={max_length} exceeds max_target_length={cfg.max_target_length}.')
     pre_beam = None if pre_beam is None or pre_beam >= cfg.vocab_size else pre_beam
     graphdef, state = nnx.split(self)
     return asr_search.decode(graphdef, state, audio, audio_lengths, method=method, beam_size=beam_size,
                              max_length=max_length, ctc_weight=jnp.float32(ctc_weight), alpha=float(alpha),
-                             pre_beam=pre_beam, alignments=alignments)
+                             pre_beam=pre_beam, alignments=alignments, margin=ctc_margin)
 
 
 def hybrid_loss(outputs, targets, *, ctc_weight: float, blank_id: int = 0, pad_id: int = 0, eos_id: int = 2,

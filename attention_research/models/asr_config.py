@@ -18,7 +18,7 @@ from attention_research.models.transformer import TransformerConfig
 
 ENCODERS = ('transformer', 'conformer')
 POSITIONAL = ('sinusoidal', 'rope', 'none')
-METHODS = ('ctc_greedy', 'attention_greedy', 'attention_beam', 'joint')
+METHODS = ('ctc_greedy', 'attention_greedy', 'attention_beam', 'ctc_prefix_beam', 'rescoring', 'joint')
 
 def check_ctc_weight(ctc_weight):
   """ctc_weight must be a number in [0, 1] (checked when it is a Python number, not a traced value)."""

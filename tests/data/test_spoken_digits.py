@@ -74,3 +74,23 @@ def test_more_digit_strings_than_exist_is_a_clear_error(tmp_path):
   with pytest.raises(ValueError, match='only 110 exist'):
     data.load_task('spoken_digits', size='small', data_dir=str(tmp_path), max_digits=2, num_train=100,
                    num_validation=10, num_test=10)
+
+
+def test_test_split_options_change_only_the_test_conditions(build, tmp_path):
+  """test_snr_db, test_voices and test_rates: the test split speaks the same digit strings at that SNR, with
+  those voices and rates; the other splits are bit-identical to the plain build."""
+  from attention_research.data import cache, loading  # pylint: disable=g-import-not-at-top
+  plain = build('spoken_digits').examples
+  config = loading.builtin_config('spoken_digits', 'small', test_snr_db=0.0, test_voices=('en+m3', 'en-us+f4'),
+                                  test_rates=(300, 320))
+  _, held_out = cache.load_builtin('spoken_digits', config, str(tmp_path))
+  test = held_out['test']
+  assert list(test['digits']) == list(plain['test']['digits'])
+  assert set(np.asarray(test['snr_db']).tolist()) == {0.0}
+  assert set(test['voice']) <= {'en+m3', 'en-us+f4'}
+  assert all(300 <= r <= 320 for r in test['rate'])
+  for split in ('train', 'validation'):
+    assert all(np.array_equal(a, b) for a, b in zip(held_out[split]['audio'], plain[split]['audio']))
+  # Noise at 0 dB: the quietest frames are far louder than in the plain build's 10-30 dB test audio.
+  quiet = lambda a: np.sort((a[:len(a) // 160 * 160].astype(np.float64).reshape(-1, 160) ** 2).mean(1))[:3].mean()
+  assert np.median([quiet(a) / quiet(b) for a, b in zip(test['audio'], plain['test']['audio'])]) > 3.0

@@ -6,6 +6,13 @@ silence, resampled from espeak's 22.05 kHz to 16 kHz, and mixed with white
 noise at a signal-to-noise ratio drawn from [snr_min_db, snr_max_db].
 Transcripts are unique across the whole dataset, so the test set holds only
 digit strings never heard in training.
+
+Robustness options (builder config fields, e.g. through data overrides; each
+variant is its own dataset): test_snr_db speaks the whole test split at one
+SNR (white noise, deterministic from the seed); test_voices and test_rates
+(min, max words per minute) give the test split voices or speaking rates of
+its own, such as ones never used in training. Every other field of every
+utterance, and the train and validation splits, stay as without them.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ class SpokenDigitsConfig(_base.TaskConfig):
   snr_min_db: float = 10.0
   snr_max_db: float = 30.0
   max_pad_seconds: float = 0.15  # silence added before and after, each at most this
+  test_snr_db: float | None = None  # the test split's SNR (default: drawn like the others')
+  test_voices: tuple[str, ...] = ()  # the test split's voices (default: `voices`)
+  test_rates: tuple[int, ...] = ()  # (min, max) words per minute of the test split (default: min/max_rate)
 
 
 class SpokenDigits(_base.InMemoryBuilder):
@@ -82,6 +92,10 @@ class SpokenDigits(_base.InMemoryBuilder):
       raise ValueError('Each min must be <= its max (rate, pitch, snr).')
     if not (80 <= c.min_rate and c.max_rate <= 450):
       raise ValueError(f'espeak-ng speaks 80 to 450 words per minute; got [{c.min_rate}, {c.max_rate}].')
+    if c.test_rates and (len(c.test_rates) != 2 or not 80 <= c.test_rates[0] <= c.test_rates[1] <= 450):
+      raise ValueError(f'test_rates must be (min, max) within [80, 450] words per minute; got {c.test_rates}.')
+    if c.test_snr_db is not None and not math.isfinite(c.test_snr_db):
+      raise ValueError(f'test_snr_db must be finite; got {c.test_snr_db}.')
     if not (0 <= c.min_pitch and c.max_pitch <= 99):
       raise ValueError(f'Pitch is on a 0-99 scale; got [{c.min_pitch}, {c.max_pitch}].')
 
@@ -106,6 +120,17 @@ class SpokenDigits(_base.InMemoryBuilder):
             'snr_db': float(gen.uniform(c.snr_min_db, c.snr_max_db)),
             'pad': gen.uniform(0, c.max_pad_seconds, size=2).tolist(),
         })
+    held_out = sampling.rng(c.seed, 'spoken_digits', 'test-conditions')  # its own draws: nothing else moves
+    for u in plan:
+      if u['split'] != 'test':
+        continue
+      voice, rate = int(held_out.integers(max(len(c.test_voices), 1))), int(held_out.integers(80, 451))
+      if c.test_voices:
+        u['voice'] = c.test_voices[voice]
+      if c.test_rates:
+        u['rate'] = int(c.test_rates[0] + rate % (c.test_rates[1] - c.test_rates[0] + 1))
+      if c.test_snr_db is not None:
+        u['snr_db'] = float(c.test_snr_db)
     audio, espeak_rate = synthesize([{k: u[k] for k in ('text', 'voice', 'rate', 'pitch', 'seed')} for u in plan])
     out = {split: [] for split in sampling.SPLITS}
     for u, raw in zip(plan, audio):

@@ -1,17 +1,29 @@
 """Speech recognition with the hybrid CTC/attention loss; transcripts decoded by the configured method
-(CTC greedy, attention greedy or beam, joint CTC/attention) and scored by CER and WER."""
+(CTC greedy, attention greedy or beam, joint CTC/attention) and scored by CER and WER.
+
+objective.decoding_modes (comma-separated, default none) adds WER, CER and decoding speed for more modes:
+metrics wer_<mode>, cer_<mode> and utt_s_<mode> (utterances per second, compilation excluded), with `joint`
+run once per CTC weight of objective.joint_ctc_weights (mode names joint0.3, joint0.5, ...)."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
+import jax
 import numpy as np
 
+from attention_research.data.speech import noise
 from attention_research.layers import capture_attention
 from attention_research.training.objectives import base
-from attention_research.training.objectives.seq2seq import score_generations, shift_right, teacher_forced
+from attention_research.training.objectives.seq2seq import score_generations, shift_right, teacher_forced, text_metrics
 
-METHODS = ('ctc_greedy', 'attention_greedy', 'attention_beam', 'joint')
+METHODS = ('ctc_greedy', 'attention_greedy', 'attention_beam', 'ctc_prefix_beam', 'rescoring', 'joint')
+ALL_MODES = ','.join(METHODS)
+
+
+def _split(text: str) -> list[str]:
+  return [t.strip() for t in str(text).split(',') if t.strip()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +33,11 @@ class ASROptions:
   beam_size: int = 4
   length_penalty: float = 0.0
   max_decode_length: int = 0  # 0: the task's longest transcript (EOS included)
+  decoding_modes: str = ''  # comma-separated METHODS scored besides decode_method ('all': every one)
+  joint_ctc_weights: str = '0.3,0.5'  # the CTC weights `joint` runs with among decoding_modes
+  snr_db: str = ''  # comma-separated SNRs (dB): also score decode_method on noisy test audio (wer_snr<db>)
+  noise_seed: int = 0
+  ctc_margin: int = -1  # windowed CTC prefix scores in joint/prefix-beam decoding (frames); -1: every frame
 
   def __post_init__(self):
     if not 0.0 <= self.label_smoothing < 1.0:
@@ -32,6 +49,27 @@ class ASROptions:
       raise ValueError(f'config.objective.beam_size must be >= 1, got {self.beam_size!r}.')
     if not isinstance(self.max_decode_length, int) or self.max_decode_length < 0:
       raise ValueError(f'config.objective.max_decode_length must be >= 0, got {self.max_decode_length!r}.')
+    for mode in self.modes():
+      if mode not in METHODS:
+        raise ValueError(f'config.objective.decoding_modes: unknown mode {mode!r}; known: {list(METHODS)}.')
+    for db in _split(self.snr_db):
+      float(db)  # a ValueError names a bad entry
+    for w in _split(self.joint_ctc_weights):
+      if not 0.0 <= float(w) <= 1.0:
+        raise ValueError(f'config.objective.joint_ctc_weights must be in [0, 1], got {w!r}.')
+
+  def modes(self) -> list[str]:
+    return list(METHODS) if self.decoding_modes == 'all' else _split(self.decoding_modes)
+
+  def mode_runs(self) -> list[tuple[str, str, float | None]]:
+    """(metric label, decoding method, CTC weight or None) for every extra decoding run."""
+    runs = []
+    for mode in self.modes():
+      if mode == 'joint':
+        runs += [(f'joint{float(w):g}', 'joint', float(w)) for w in _split(self.joint_ctc_weights)]
+      else:
+        runs.append((mode, mode, None))
+    return runs
 
 
 class SpeechRecognition(base.Objective):
@@ -40,6 +78,13 @@ class SpeechRecognition(base.Objective):
   kind = 'asr'
   Options = ASROptions
   metric_names = (('cer', 'min'), ('wer', 'min'), ('token_accuracy', 'max'), ('loss', 'min'))
+
+  def __init__(self, task, options=None):
+    super().__init__(task, options)
+    extra = [((f'{m}_{label}', 'max' if m == 'utt_s' else 'min')) for label, _, _ in self.options.mode_runs()
+             for m in ('wer', 'cer', 'utt_s')]
+    extra += [(f'{m}_snr{float(db):g}', 'min') for db in _split(self.options.snr_db) for m in ('wer', 'cer')]
+    self.metric_names = type(self).metric_names + tuple(extra)
 
   def model_defaults(self):
     info = self.info
@@ -72,9 +117,47 @@ class SpeechRecognition(base.Objective):
                           alpha=self.options.length_penalty)
     return (tokens,) + teacher_forced(outputs['logits'], targets)
 
+  def _margin(self):
+    return None if self.options.ctc_margin < 0 else self.options.ctc_margin
+
   def evaluate(self, model, batches):
-    return score_generations(self, model, batches, name='transcribe', fn=self._eval_fn, target_key='targets',
-                             metrics=self.info.get('metrics', ('cer', 'wer')))
+    runs = self.options.mode_runs()
+    if runs or self.options.snr_db:
+      batches = list(batches)  # iterated once per decoding mode
+    out = score_generations(self, model, batches, name='transcribe', fn=self._eval_fn, target_key='targets',
+                            metrics=self.info.get('metrics', ('cer', 'wer')))
+    for label, method, weight in runs:
+      out.update({f'{k}_{label}': v for k, v in self.decode_mode(model, batches, method, weight).items()})
+    for db in _split(self.options.snr_db):
+      noisy = [dict(b, audio=noise.add_noise(b['audio'], b['audio_lengths'], float(db),
+                                             seed=(self.options.noise_seed, i))) for i, b in enumerate(batches)]
+      res = self.decode_mode(model, noisy, self.options.decode_method)
+      out.update({f'wer_snr{float(db):g}': res['wer'], f'cer_snr{float(db):g}': res['cer']})
+    return out
+
+  def decode_mode(self, model, batches, method: str, ctc_weight: float | None = None) -> dict[str, float]:
+    """{'wer', 'cer', 'utt_s'} of one decoding method over the batches; utt_s: utterances per second of the
+    compiled decoder (the first batch is decoded once before timing, so compilation is excluded)."""
+    opts = self.options
+    fn = lambda m, b: m.decode(b['audio'], b['audio_lengths'], method=method, beam_size=opts.beam_size,
+                               max_length=self.decode_length, alpha=opts.length_penalty, ctc_weight=ctc_weight,
+                               ctc_margin=self._margin())
+    padded = list(self.iterate_padded(batches))
+    if not padded:
+      return {}
+    compiled, state = self.compiled(f'transcribe_{method}_{ctc_weight}', model, fn)
+    jax.block_until_ready(compiled(state, padded[0][0]))
+    tokenizer = self.task.tokenizer
+    hyps, refs = [], []
+    t0 = time.perf_counter()
+    outputs = [(compiled(state, batch), batch, n) for batch, n in padded]
+    jax.block_until_ready([o for o, _, _ in outputs])
+    seconds = time.perf_counter() - t0
+    for tokens, batch, n in outputs:
+      hyps += [tokenizer.decode(t) for t in np.asarray(tokens)[:n]]
+      refs += [tokenizer.decode(t) for t in np.asarray(batch['targets'])[:n]]
+    out = text_metrics(('wer', 'cer'), hyps, refs)
+    return {'wer': out['wer'], 'cer': out['cer'], 'utt_s': len(hyps) / max(seconds, 1e-9)}
 
   def _weights_fn(self, model, batch):
     targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))
