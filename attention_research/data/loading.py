@@ -13,13 +13,14 @@ from attention_research.data.task import Task
 
 def _builtin_modules() -> dict[str, ModuleType]:
   from attention_research.data.builders import (digit_scenes, digits, entities, listops, mqar, number_translation,
-                                                spoken_digits, story_qa)
+                                                reports, sentiment_reviews, spoken_digits, story_qa)
   return {'number_translation': number_translation, 'mqar': mqar, 'listops': listops, 'digits': digits,
-          'digit_scenes': digit_scenes, 'spoken_digits': spoken_digits, 'entities': entities, 'story_qa': story_qa}
+          'digit_scenes': digit_scenes, 'spoken_digits': spoken_digits, 'entities': entities, 'story_qa': story_qa,
+          'sentiment_reviews': sentiment_reviews, 'reports': reports}
 
 
 BUILTIN_TASKS = ('number_translation', 'mqar', 'listops', 'digits', 'digit_scenes', 'spoken_digits', 'entities',
-                 'story_qa')
+                 'story_qa', 'sentiment_reviews', 'reports')
 
 
 def public_datasets() -> tuple[str, ...]:
