@@ -24,6 +24,8 @@ SMOKE = [
     ('ner.py:smoke', 'f1'),
     ('qa.py:smoke', 'accuracy'),
     ('qa.py:model=transformer,task=19,smoke', 'accuracy'),
+    ('sentiment.py:smoke', 'accuracy'),
+    ('summarization.py:smoke', 'rougeL'),
 ]
 
 
@@ -32,7 +34,8 @@ def load(arg):
 
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
-  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'translation.py']
+  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'sentiment.py',
+                     'summarization.py', 'translation.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -59,6 +62,7 @@ def test_configs_are_locked_and_valid(arg):
     ('qa.py:task=4', 'unknown story_qa task 4'),
     ('qa.py:model=lstm', "unknown model 'lstm'"),
     ('ner.py:smoke,attention=nope', "config.model .*unknown attention variant 'nope'"),
+    ('summarization.py:beam=0', 'beam must be >= 1'),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's

@@ -5,8 +5,7 @@ A review opens with the product ("i bought this camera last week ."), then has o
 sentences ("it came in a blue box ."). The label is computed clause by clause:
   - a clause scores the polarity of its adjective (+1 positive, -1 negative);
   - a negation ("not", "never") before the adjective flips it;
-  - an intensifier ("very", "really", ...) doubles it, unless the clause is negated ("not very good" is mildly
-    negative, score -1);
+  - an intensifier ("very", "really", ...) doubles it (a clause has a negation or an intensifier, never both);
   - in "A but B" only the clause after "but" counts (B decides the sentence);
   - the review is positive when the sum of the counting clauses' scores is > 0, negative when < 0 (ties are
     never generated).
