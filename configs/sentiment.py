@@ -15,7 +15,10 @@ Options (after the colon, comma-separated):
   attention=<variant>   any name in attention.VARIANTS (default dot_product).
   smoke                 tiny data and model, a few steps: a run of seconds, for tests.
 
-Measured: see docs/text_sentiment_summaries.md for the wall times of the default run on 2 shared CPU cores.
+Measured (docs/text_sentiment_summaries.md): compare of dot_product and linear, 3 vmapped seeds, shortened to 400
+steps (--config.train.steps=400 --config.optim.learning_rate=2e-3): 1523 s in all on 2 CPU cores shared with other
+jobs (load average 12-24), 0.5 (dot_product) and 0.9 (linear) steps/s; test accuracy 0.68 and 0.64 against 0.59
+for the bag of words. The default 1500 steps were not timed.
 """
 
 from attention_research.training.config_files import make_config, parse_arg
