@@ -26,6 +26,8 @@ SMOKE = [
     ('qa.py:model=transformer,task=19,smoke', 'accuracy'),
     ('recall.py:smoke', 'accuracy'),
     ('recall.py:task=selective_copying,smoke', 'accuracy'),
+    ('sentiment.py:smoke', 'accuracy'),
+    ('summarization.py:smoke', 'rougeL'),
 ]
 RECALL_TASKS = ['mqar_rebind', 'mqar_compositional', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization']
 
@@ -36,7 +38,7 @@ def load(arg):
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
   assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'recall.py',
-                     'translation.py']
+                     'sentiment.py', 'summarization.py', 'translation.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -69,6 +71,7 @@ def test_configs_are_locked_and_valid(arg):
     ('recall.py:task=copying', "unknown task 'copying'"),
     ('recall.py:full', 'full is an option of grid'),
     ('recall.py:grid,task=compression', 'grid is defined for task=mqar'),
+    ('summarization.py:beam=0', 'beam must be >= 1'),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's

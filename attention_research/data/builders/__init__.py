@@ -2,7 +2,7 @@
 
 from attention_research.data.builders import (compression, digit_scenes, digits, entities, fuzzy_recall, listops,
                                               memorization, mqar, noisy_recall, number_phrases, number_translation,
-                                              selective_copying, spoken_digits, story_qa)
+                                              reports, selective_copying, sentiment_reviews, spoken_digits, story_qa)
 from attention_research.data.builders.compression import Compression
 from attention_research.data.builders.digit_scenes import DigitScenes
 from attention_research.data.builders.digits import Digits
@@ -14,6 +14,8 @@ from attention_research.data.builders.mqar import Mqar
 from attention_research.data.builders.noisy_recall import NoisyRecall
 from attention_research.data.builders.number_phrases import NumberPhrases
 from attention_research.data.builders.number_translation import NumberTranslation
+from attention_research.data.builders.reports import Reports
 from attention_research.data.builders.selective_copying import SelectiveCopying
+from attention_research.data.builders.sentiment_reviews import SentimentReviews
 from attention_research.data.builders.spoken_digits import SpokenDigits
 from attention_research.data.builders.story_qa import StoryQa

@@ -10,8 +10,10 @@ from attention_research.training.objectives.captioning import Captioning
 from attention_research.training.objectives.classification import Classification, TokenClassification
 from attention_research.training.objectives.lm import LanguageModel
 from attention_research.training.objectives.ner import NamedEntities
+from attention_research.training.objectives.sentiment import Sentiment
 from attention_research.training.objectives.seq2seq import Seq2Seq
 from attention_research.training.objectives.story_qa import StoryQA
+from attention_research.training.objectives.summarization import Summarization
 
 OBJECTIVES: dict[str, type[Objective]] = {
     'classification': Classification,
@@ -22,6 +24,8 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'asr': SpeechRecognition,
     'ner': NamedEntities,
     'story_qa': StoryQA,
+    'sentiment': Sentiment,
+    'summarization': Summarization,
 }
 
 
