@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import re
 import shutil
 
@@ -143,8 +142,3 @@ def test_image_and_spectrogram_overlays_render(browser, tmp_path):
     assert len(png) > 1000 and errors == [], (name, errors)
     page.close()
 
-
-@pytest.mark.skipif(os.environ.get('CI_REQUIRE_BROWSER') != '1', reason='set by .ci/run, which installs chromium')
-def test_ci_has_a_browser():
-  assert CHROMIUM is not None
-  pytest.importorskip('playwright.sync_api')
