@@ -29,7 +29,8 @@ source index 0 is the language tag. A target piece links to the source piece(s) 
 the source piece of the same value in the same order of occurrence ('drei' of 'dreiundzwanzig' -> 'three' of
 'twenty-three'); a piece without such a match (German 'und', French 'quatre' of 'quatre-vingts', Japanese '万')
 links to every word piece of its number (or day, year); a month, unit or joiner links to its source word(s);
-spaces, hyphens and articles ('der', 'le') have no link.
+spaces, hyphens and articles ('der', 'le') have no link. Batches of the task carry it as 'alignment' [B, 2K]:
+the links flattened (t0, s0, t1, s1, ...) and padded with -1 (objectives.seq2seq.gold_links reads it back).
 """
 
 from __future__ import annotations
@@ -384,6 +385,9 @@ def make_task(builder, examples: dict[str, dict[str, list]]) -> Task:
     columns[split] = {
         'inputs': Ragged(encode_all(src, ex['source'], add_eos=True), dtype=np.int32),
         'targets': Ragged(encode_all(tgt, ex['target'], add_eos=True), dtype=np.int32),
+        # Gold links flattened (t0, s0, t1, s1, ...), padded with -1: batches carry them for the objective's AER.
+        'alignment': Ragged([np.asarray(a, np.int32).reshape(-1) for a in ex['alignment']], dtype=np.int32,
+                            pad_value=-1),
     }
   lengths = pad_lengths(columns)
   train_longest = int(columns['train']['inputs'].lengths.max()) - 1  # without EOS

@@ -3,7 +3,11 @@
 
 objective.decoding_modes (comma-separated, default none) adds WER, CER and decoding speed for more modes:
 metrics wer_<mode>, cer_<mode> and utt_s_<mode> (utterances per second, compilation excluded), with `joint`
-run once per CTC weight of objective.joint_ctc_weights (mode names joint0.3, joint0.5, ...)."""
+run once per CTC weight of objective.joint_ctc_weights (mode names joint0.3, joint0.5, ...).
+
+frame_agreement: on the first objective.alignment_examples evaluated utterances, teacher-forced on the reference,
+the share of transcript tokens whose cross-attention peak (last decoder layer, heads averaged) falls inside the
+token's segment of the CTC forced alignment of the model's own CTC head (objectives.alignment)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np
 
 from attention_research.data.speech import noise
 from attention_research.layers import capture_attention
-from attention_research.training.objectives import base
+from attention_research.training.objectives import alignment, base
 from attention_research.training.objectives.seq2seq import score_generations, shift_right, teacher_forced, text_metrics
 
 METHODS = ('ctc_greedy', 'attention_greedy', 'attention_beam', 'ctc_prefix_beam', 'rescoring', 'joint')
@@ -38,6 +42,7 @@ class ASROptions:
   snr_db: str = ''  # comma-separated SNRs (dB): also score decode_method on noisy test audio (wer_snr<db>)
   noise_seed: int = 0
   ctc_margin: int = -1  # windowed CTC prefix scores in joint/prefix-beam decoding (frames); -1: every frame
+  alignment_examples: int = 64  # frame_agreement over the first this many evaluated utterances; 0: none
 
   def __post_init__(self):
     if not 0.0 <= self.label_smoothing < 1.0:
@@ -54,6 +59,8 @@ class ASROptions:
         raise ValueError(f'config.objective.decoding_modes: unknown mode {mode!r}; known: {list(METHODS)}.')
     for db in _split(self.snr_db):
       float(db)  # a ValueError names a bad entry
+    if not isinstance(self.alignment_examples, int) or self.alignment_examples < 0:
+      raise ValueError(f'config.objective.alignment_examples must be >= 0, got {self.alignment_examples!r}.')
     for w in _split(self.joint_ctc_weights):
       if not 0.0 <= float(w) <= 1.0:
         raise ValueError(f'config.objective.joint_ctc_weights must be in [0, 1], got {w!r}.')
@@ -77,7 +84,8 @@ class SpeechRecognition(base.Objective):
 
   kind = 'asr'
   Options = ASROptions
-  metric_names = (('cer', 'min'), ('wer', 'min'), ('token_accuracy', 'max'), ('loss', 'min'))
+  metric_names = (('cer', 'min'), ('wer', 'min'), ('token_accuracy', 'max'), ('loss', 'min'),
+                  ('frame_agreement', 'max'))
 
   def __init__(self, task, options=None):
     super().__init__(task, options)
@@ -124,8 +132,10 @@ class SpeechRecognition(base.Objective):
     runs = self.options.mode_runs()
     if runs or self.options.snr_db:
       batches = list(batches)  # iterated once per decoding mode
+    agreement = self._frame_agreement(model)
     out = score_generations(self, model, batches, name='transcribe', fn=self._eval_fn, target_key='targets',
-                            metrics=self.info.get('metrics', ('cer', 'wer')))
+                            metrics=self.info.get('metrics', ('cer', 'wer')), on_batch=agreement)
+    out.update(agreement.scorer.metrics())
     for label, method, weight in runs:
       out.update({f'{k}_{label}': v for k, v in self.decode_mode(model, batches, method, weight).items()})
     for db in _split(self.options.snr_db):
@@ -158,6 +168,30 @@ class SpeechRecognition(base.Objective):
       refs += [tokenizer.decode(t) for t in np.asarray(batch['targets'])[:n]]
     out = text_metrics(('wer', 'cer'), hyps, refs)
     return {'wer': out['wer'], 'cer': out['cer'], 'utt_s': len(hyps) / max(seconds, 1e-9)}
+
+  def _alignment_fn(self, model, batch):
+    """Teacher-forced: the last decoder layer's cross-attention [B, T, F] (heads averaged) and the CTC head."""
+    targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))
+    outputs, maps = capture_attention(lambda m: m(batch['audio'], batch['audio_lengths'], targets_in), model)
+    layers = alignment.cross_attention_maps(maps)
+    return (None if layers is None else layers[-1]), outputs['ctc_logits'], outputs['frame_lengths']
+
+  def _frame_agreement(self, model):
+    """An on_batch hook of score_generations that feeds the first utterances to a FrameAgreementScorer."""
+    scorer = alignment.FrameAgreementScorer(limit=self.options.alignment_examples, pad_id=self.info.get('pad_id', 0),
+                                            eos_id=self.info.get('eos_id', 2),
+                                            blank_id=int(getattr(model.cfg, 'blank_id', 0)))
+
+    def on_batch(batch, n, *_):
+      if scorer.full:
+        return
+      compiled, state = self.compiled('frame_agreement', model, self._alignment_fn)
+      cross, ctc_logits, frame_lengths = compiled(state, batch)
+      if cross is not None:
+        scorer.add(batch['targets'], cross, ctc_logits, frame_lengths, n)
+
+    on_batch.scorer = scorer
+    return on_batch
 
   def _weights_fn(self, model, batch):
     targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))

@@ -1,5 +1,6 @@
 """Sequence to sequence (translation): teacher-forced cross-entropy; greedy or beam decoding scored with
-the task's text metrics (exact match, BLEU, chrF)."""
+the task's text metrics (exact match, BLEU, chrF); where the task has a gold word alignment, the alignment
+error rate of the cross-attention (objectives.alignment)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from attention_research.training.objectives import base
+from attention_research.layers import capture_attention
+from attention_research.training.objectives import alignment, base
 
 TEXT_METRICS = ('exact_match', 'bleu', 'chrf', 'cer', 'wer')
 
@@ -176,6 +178,12 @@ class Seq2Seq(base.Objective):
   Options = GenerationOptions
   metric_names = (('exact_match', 'max'), ('bleu', 'max'), ('chrf', 'max'), ('token_accuracy', 'max'),
                   ('loss', 'min'))
+  aer_metric_names = (('aer', 'min'), ('aer_best', 'min'))
+
+  def __init__(self, task, options=None):
+    super().__init__(task, options)
+    if alignment.has_gold_alignment(task):
+      self.metric_names = type(self).metric_names + self.aer_metric_names
 
   def model_defaults(self):
     info = self.info
@@ -200,15 +208,30 @@ class Seq2Seq(base.Objective):
     return loss, {'token_accuracy': base.masked_accuracy(logits, targets, w)}
 
   def _eval_fn(self, model, batch):
+    """(tokens, *teacher_forced), and with a gold alignment in the batch the argmax links [B, L, T] of each
+    decoder layer's cross-attention (none for a model without attention)."""
     targets = batch['targets']
-    logits = model(batch['inputs'], shift_right(targets, self.info.get('bos_id', 1)), deterministic=True)
+    call = lambda m: m(batch['inputs'], shift_right(targets, self.info.get('bos_id', 1)), deterministic=True)
+    links = None
+    if alignment.ALIGNMENT_KEY in batch:
+      logits, maps = capture_attention(call, model)
+      links = alignment.argmax_links(maps, batch['inputs'], pad_id=self.info.get('pad_id', 0),
+                                     eos_id=self.info.get('eos_id', 2))
+    else:
+      logits = call(model)
     tokens = model.generate(batch['inputs'], max_length=self.decode_length, beam_size=self.options.beam_size,
                             alpha=self.options.length_penalty)
-    return (tokens,) + teacher_forced(logits, targets)
+    return (tokens,) + teacher_forced(logits, targets) + (() if links is None else (links,))
 
   def evaluate(self, model, batches):
-    return score_generations(self, model, batches, name='generate', fn=self._eval_fn, target_key='targets',
-                             metrics=self.info.get('metrics', ('exact_match', 'bleu', 'chrf')))
+    """Text metrics of the decoded outputs; with a gold alignment also corpus AER of the cross-attention's
+    argmax links, teacher-forced on the reference: 'aer' from the last decoder layer (heads averaged; the RNN's
+    one alignment), 'aer_best' and 'aer_best_layer' from the layer with the lowest AER (objectives.alignment)."""
+    aer = alignment.AERScorer(pad_id=self.info.get('pad_id', 0), eos_id=self.info.get('eos_id', 2))
+    out = score_generations(self, model, batches, name='generate', fn=self._eval_fn, target_key='targets',
+                            metrics=self.info.get('metrics', ('exact_match', 'bleu', 'chrf')), on_batch=aer.add)
+    out.update(aer.metrics())
+    return out
 
   def _weights_fn(self, model, batch):
     targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))
