@@ -42,6 +42,13 @@ def test_compare_runs_with_the_configs_default_variants(arg, tmp_path):
     headline = table.metric_names[0][0]
     assert len(row.metrics[headline]) == 1 and math.isfinite(row.metrics[headline][0]), row.metrics
   assert (tmp_path / 'results.md').exists()
+  names = [m for m, _ in table.metric_names]
+  if arg.startswith('translation.py'):  # AER against number_phrases' gold alignment, a column of the table
+    assert 'aer' in names and 'aer ↓' in (tmp_path / 'results.md').read_text()
+    for row in table.rows:  # the RNN without attention has no alignment to score
+      assert ('aer' in row.metrics) == (row.variant != 'none'), (row.variant, sorted(row.metrics))
+  if arg.startswith('asr.py'):
+    assert 'frame_agreement' in names and all(0 <= r.metrics['frame_agreement'][0] <= 1 for r in table.rows)
   if any('bleu' in r.metrics for r in table.rows):  # how BLEU tokenised, as sacrebleu signs it
     tok = 'none' if arg.startswith('translation.py') else '13a'
     assert any(f'signature nrefs:1|case:mixed|eff:no|tok:{tok}|' in n for n in table.notes), table.notes

@@ -88,5 +88,9 @@ def test_smoke_config_trains_and_evaluates(arg, metric, tmp_path):
   assert metric in final and math.isfinite(final[metric]) and math.isfinite(final['loss'])
   if arg.startswith('captioning.py'):  # digit_scenes knows where each named digit is
     assert 0.0 <= final['attention_hit'] <= 1.0
+  if arg.startswith('translation.py'):  # number_phrases has a gold alignment; both models' default attends
+    assert 0.0 <= final['aer'] <= 1.0 and final['aer_best'] <= final['aer']
+  if arg.startswith('asr.py'):  # the cross-attention peaks against the model's own CTC forced alignment
+    assert 0.0 <= final['frame_agreement'] <= 1.0
   assert result.steps == ExperimentConfig.from_config_dict(load(arg)).train.steps
   assert os.path.exists(tmp_path / 'result.json')
