@@ -21,7 +21,7 @@ EXTRA_SPLITS = {'entities': {'test_ood': 'num_test_ood'}, 'story_qa': {'test_ood
 # Batch key -> (dtype, rank) per task, from the documented batch formats.
 EXPECTED_BATCH = {
     'number_translation': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
-    'number_phrases': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
+    'number_phrases': {'inputs': (np.int32, 2), 'targets': (np.int32, 2), 'alignment': (np.int32, 2)},
     'mqar': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'listops': {'inputs': (np.int32, 2), 'label': (np.int32, 1)},
     'digits': {'image': (np.float32, 4), 'label': (np.int32, 1)},

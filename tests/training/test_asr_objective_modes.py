@@ -40,6 +40,7 @@ def test_default_suite_keeps_its_columns():
     ('decoding_modes', 'joint,viterbi', "unknown mode 'viterbi'"),
     ('joint_ctc_weights', '0.3,1.5', 'joint_ctc_weights must be in'),
     ('snr_db', '10,loud', 'loud'),
+    ('alignment_examples', -1, 'alignment_examples must be >= 0'),
 ])
 def test_bad_options_raise(field, value, match):
   with pytest.raises(ValueError, match=match):

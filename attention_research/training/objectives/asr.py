@@ -84,15 +84,15 @@ class SpeechRecognition(base.Objective):
 
   kind = 'asr'
   Options = ASROptions
-  metric_names = (('cer', 'min'), ('wer', 'min'), ('token_accuracy', 'max'), ('loss', 'min'),
-                  ('frame_agreement', 'max'))
+  metric_names = (('cer', 'min'), ('wer', 'min'), ('token_accuracy', 'max'), ('loss', 'min'))
 
   def __init__(self, task, options=None):
     super().__init__(task, options)
     extra = [((f'{m}_{label}', 'max' if m == 'utt_s' else 'min')) for label, _, _ in self.options.mode_runs()
              for m in ('wer', 'cer', 'utt_s')]
     extra += [(f'{m}_snr{float(db):g}', 'min') for db in _split(self.options.snr_db) for m in ('wer', 'cer')]
-    self.metric_names = type(self).metric_names + tuple(extra)
+    agreement = (('frame_agreement', 'max'),) if self.options.alignment_examples else ()
+    self.metric_names = type(self).metric_names + agreement + tuple(extra)
 
   def model_defaults(self):
     info = self.info
