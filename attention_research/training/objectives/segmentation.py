@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from attention_research.layers import capture_attention
 from attention_research.training.objectives import base
 from attention_research.training.objectives.classification import _vit_attention
 
@@ -103,6 +105,18 @@ class Segmentation(base.Objective):
            'loss': loss_sum / max(rows, 1), 'examples': rows}
     out.update({f'iou_{name}': float(v) for name, v in zip(names, iou) if np.isfinite(v)})
     return out
+
+  def mask_view(self, model, batch) -> dict[str, np.ndarray]:
+    """Predicted class maps and the mask tokens' attention over the patches (last cross-attention layer, mean
+    over heads) for every example of a batch: what analysis.segmentation.masks_figure draws."""
+    def fn(m, b):
+      logits, maps = capture_attention(lambda m: m(b['image']), m)
+      return jnp.argmax(logits, -1), maps['cross'][-1].mean(1)
+    jitted, state = self.compiled('mask_view', model, fn)
+    pred, att = jax.device_get(jitted(state, {k: batch[k] for k in ('image', 'mask')}))
+    B, K = att.shape[:2]
+    return {'image': np.asarray(batch['image']), 'mask': np.asarray(batch['mask']), 'pred': np.asarray(pred),
+            'token_attention': np.asarray(att).reshape(B, K, *model.cfg.grid)}
 
   def attention_for_plot(self, model, batch):
     """The encoder's self-attention over patches, as for a ViT (the mask tokens' attention is the 'cross'
