@@ -4,6 +4,8 @@ r"""Semantic segmentation of digit scenes (scene_segmentation) with a Segmenter 
   python -m experiments.train --config=configs/segmentation.py:attention=linear --workdir=runs/seg_linear
   python -m experiments.compare --config=configs/segmentation.py \
       --variants=dot_product,linear --seeds=3 --workdir=runs/seg_compare
+  python -m experiments.segmentation_figure --config=configs/segmentation.py --workdir=runs/seg \
+      --out=docs/segmentation_masks.png
 
 Options (after the colon, comma-separated):
   attention=<variant>   the encoder's self-attention: any name in attention.VARIANTS (default dot_product) or a
@@ -11,10 +13,14 @@ Options (after the colon, comma-separated):
                         has a cross-attention form, dot_product otherwise.
   smoke                 tiny data and model, a few steps: a run of seconds, for tests.
 Metrics: mean IoU over the 11 classes (background and the digits), per-class IoU (iou_background, iou_0, ...),
-pixel accuracy. Predicting background everywhere scores a mean IoU of MEASURED_TRIVIAL_MIOU on the test split.
+pixel accuracy. Predicting background everywhere scores a mean IoU of 0.081 on the test split (background IoU
+0.893, every digit 0).
 
-Measured (default config, 1200 steps of batch 32, 2 CPU cores shared with other jobs):
-MEASURED_RESULTS
+Measured (the compare command above, 1200 steps of batch 32 per run, test split, mean ± std over 3 seeds):
+  dot_product  mean IoU 0.307 ± 0.027, pixel accuracy 0.910
+  linear       mean IoU 0.283 ± 0.033, pixel accuracy 0.909
+Wall time of the comparison (data, compilation, 6 runs, evaluation): 2148 s, about 6 minutes a run, on 2 CPU
+cores at load average 15-17 (shared with other jobs; a quiet machine is several times faster).
 """
 
 from attention_research.training.config_files import make_config, parse_arg

@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from attention_research.data.builders import _base, _free_scenes
 from attention_research.data import sampling
+from attention_research.data.builders import _base, _free_scenes
 from attention_research.data.pipeline import Dense
 from attention_research.data.task import Task
 
