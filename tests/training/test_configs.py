@@ -28,6 +28,7 @@ SMOKE = [
     ('recall.py:task=selective_copying,smoke', 'accuracy'),
     ('sentiment.py:smoke', 'accuracy'),
     ('summarization.py:smoke', 'rougeL'),
+    ('segmentation.py:smoke', 'mean_iou'),
 ]
 RECALL_TASKS = ['mqar_rebind', 'mqar_compositional', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization']
 
@@ -38,7 +39,7 @@ def load(arg):
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
   assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'recall.py',
-                     'sentiment.py', 'summarization.py', 'translation.py']
+                     'segmentation.py', 'sentiment.py', 'summarization.py', 'translation.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()

@@ -11,6 +11,7 @@ from attention_research.training.objectives.classification import Classification
 from attention_research.training.objectives.lm import LanguageModel
 from attention_research.training.objectives.ner import NamedEntities
 from attention_research.training.objectives.sentiment import Sentiment
+from attention_research.training.objectives.segmentation import Segmentation
 from attention_research.training.objectives.seq2seq import Seq2Seq
 from attention_research.training.objectives.story_qa import StoryQA
 from attention_research.training.objectives.summarization import Summarization
@@ -26,6 +27,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'story_qa': StoryQA,
     'sentiment': Sentiment,
     'summarization': Summarization,
+    'segmentation': Segmentation,
 }
 
 
