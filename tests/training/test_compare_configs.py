@@ -1,4 +1,7 @@
-"""Every config file's comparison runs: its smoke config, each model family, with its own default variants."""
+"""Every config file's comparison runs: its smoke config, each model family, with its own default variants.
+
+These runs are also the smoke runs of those arguments (test_configs does not train them again), so each row
+must report the metric its config's evaluation promises."""
 
 import math
 import os
@@ -7,19 +10,9 @@ import pytest
 
 from attention_research.training import compare
 from attention_research.training.config import ExperimentConfig
+from tests.training.config_cases import COMPARED, CONFIGS, FAMILIES, ROOT, SMOKE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = sorted(f for f in os.listdir(os.path.join(ROOT, 'configs')) if f.endswith('.py') and f[0] != '_')
-# Options that switch a config file to another model class (and so to other variant names); every
-# discovered file also runs with its plain 'smoke'.
-FAMILIES = {
-    'translation.py': ['model=rnn'],
-    'captioning.py': ['decoder=transformer'],
-    'classification.py': ['task=digits'],
-    'qa.py': ['model=transformer'],
-}
-ARGS = [f'{name}:{",".join(o for o in (option, "smoke") if o)}'
-        for name in CONFIGS for option in [''] + FAMILIES.get(name, [])]
+ARGS = COMPARED
 
 
 def test_families_name_existing_config_files():
@@ -42,6 +35,13 @@ def test_compare_runs_with_the_configs_default_variants(arg, tmp_path):
     headline = table.metric_names[0][0]
     assert len(row.metrics[headline]) == 1 and math.isfinite(row.metrics[headline][0]), row.metrics
   assert (tmp_path / 'results.md').exists()
+  metric = dict(SMOKE).get(arg)
+  for row in table.rows:
+    if metric:
+      assert math.isfinite(row.metrics[metric][0]) and math.isfinite(row.metrics['loss'][0]), row.metrics
+    if arg.startswith('captioning.py'):  # digit_scenes knows where each named digit is
+      assert 0.0 <= row.metrics['attention_hit'][0] <= 1.0
+    assert list((tmp_path / row.variant).rglob('result.json')), row.variant
   names = [m for m, _ in table.metric_names]
   if arg.startswith('translation.py'):  # AER against number_phrases' gold alignment, a column of the table
     assert 'aer' in names and 'aer ↓' in (tmp_path / 'results.md').read_text()

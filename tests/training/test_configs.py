@@ -7,29 +7,8 @@ import pytest
 
 from attention_research.training import compare, loop
 from attention_research.training.config import ExperimentConfig
+from tests.training.config_cases import COMPARED, CONFIGS, ROOT, SMOKE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = sorted(f for f in os.listdir(os.path.join(ROOT, 'configs')) if f.endswith('.py') and f[0] != '_')
-
-SMOKE = [
-    ('classification.py:task=mqar,smoke', 'accuracy'),
-    ('classification.py:task=listops,smoke', 'accuracy'),
-    ('classification.py:task=digits,smoke', 'accuracy'),
-    ('translation.py:smoke', 'chrf'),
-    ('translation.py:model=rnn,smoke', 'chrf'),
-    ('lm.py:smoke', 'perplexity'),
-    ('captioning.py:smoke', 'bleu'),
-    ('captioning.py:decoder=transformer,attention=linear,smoke', 'bleu'),
-    ('asr.py:smoke', 'cer'),
-    ('ner.py:smoke', 'f1'),
-    ('qa.py:smoke', 'accuracy'),
-    ('qa.py:model=transformer,task=19,smoke', 'accuracy'),
-    ('recall.py:smoke', 'accuracy'),
-    ('recall.py:task=selective_copying,smoke', 'accuracy'),
-    ('sentiment.py:smoke', 'accuracy'),
-    ('summarization.py:smoke', 'rougeL'),
-    ('segmentation.py:smoke', 'mean_iou'),
-]
 RECALL_TASKS = ['mqar_rebind', 'mqar_compositional', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization']
 
 
@@ -82,16 +61,13 @@ def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   assert not (tmp_path / 'checkpoints').exists()
 
 
-@pytest.mark.parametrize('arg, metric', SMOKE)
+# Smoke configs that test_compare_configs trains already (with their default variants) are not trained again.
+@pytest.mark.parametrize('arg, metric', [(a, m) for a, m in SMOKE if a not in COMPARED])
 def test_smoke_config_trains_and_evaluates(arg, metric, tmp_path):
   result = loop.train_and_evaluate(load(arg), str(tmp_path), quiet=True)
   (final,) = result.final_metrics
   assert metric in final and math.isfinite(final[metric]) and math.isfinite(final['loss'])
   if arg.startswith('captioning.py'):  # digit_scenes knows where each named digit is
     assert 0.0 <= final['attention_hit'] <= 1.0
-  if arg.startswith('translation.py'):  # number_phrases has a gold alignment; both models' default attends
-    assert 0.0 <= final['aer'] <= 1.0 and final['aer_best'] <= final['aer']
-  if arg.startswith('asr.py'):  # the cross-attention peaks against the model's own CTC forced alignment
-    assert 0.0 <= final['frame_agreement'] <= 1.0
   assert result.steps == ExperimentConfig.from_config_dict(load(arg)).train.steps
   assert os.path.exists(tmp_path / 'result.json')
