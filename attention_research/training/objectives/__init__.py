@@ -14,6 +14,7 @@ from attention_research.training.objectives.sentiment import Sentiment
 from attention_research.training.objectives.seq2seq import Seq2Seq
 from attention_research.training.objectives.story_qa import StoryQA
 from attention_research.training.objectives.summarization import Summarization
+from attention_research.training.objectives.vqa import VisualQA
 
 OBJECTIVES: dict[str, type[Objective]] = {
     'classification': Classification,
@@ -26,6 +27,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'story_qa': StoryQA,
     'sentiment': Sentiment,
     'summarization': Summarization,
+    'vqa': VisualQA,
 }
 
 
