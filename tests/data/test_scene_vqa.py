@@ -6,15 +6,10 @@ Determinism, seeds and disjoint splits are checked for every builder in test_bui
 import collections
 import re
 
-import numpy as np
 import pytest
 
 from attention_research import data
 from attention_research.data.builders import scene_vqa
-
-ROWS = {'top': 0, 'bottom': 2}
-COLS = {'left': 0, 'right': 2}
-
 
 def _cell_name(cell):
   """Written out again from the grid (not from scene_vqa.POSITIONS), so a wrong table fails the test."""
