@@ -1,7 +1,7 @@
 """Datasets for attention research: built-in offline tasks and public tfds adapters.
 
 Importing this package registers the tfds builders of the built-in tasks
-(number_translation, mqar, listops, digits, digit_scenes, spoken_digits, and the recall family
+(number_translation, mqar, listops, digits, digit_scenes, scene_vqa, spoken_digits, and the recall family
 selective_copying, fuzzy_recall, noisy_recall, compression, memorization), so
 `tfds.load('mqar/small')` works; `load_task` returns a `Task` whose
 `batches(...)` yields dicts of numpy arrays.

@@ -24,6 +24,7 @@ SMOKE = [
     ('sentiment.py:smoke', 'accuracy'),
     ('summarization.py:smoke', 'rougeL'),
     ('segmentation.py:smoke', 'mean_iou'),
+    ('vqa.py:smoke', 'accuracy'),
 ]
 
 # Options that switch a config file to another model class (and so to other variant names); every

@@ -18,7 +18,7 @@ def load(arg):
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
   assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'recall.py',
-                     'segmentation.py', 'sentiment.py', 'summarization.py', 'translation.py']
+                     'segmentation.py', 'sentiment.py', 'summarization.py', 'translation.py', 'vqa.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -52,6 +52,8 @@ def test_configs_are_locked_and_valid(arg):
     ('recall.py:full', 'full is an option of grid'),
     ('recall.py:grid,task=compression', 'grid is defined for task=mqar'),
     ('summarization.py:beam=0', 'beam must be >= 1'),
+    ('vqa.py:image=maybe', "config option image='maybe' is not a bool"),
+    ('vqa.py:smoke,attention=local', 'cannot be a cross-attention'),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's
@@ -67,7 +69,7 @@ def test_smoke_config_trains_and_evaluates(arg, metric, tmp_path):
   result = loop.train_and_evaluate(load(arg), str(tmp_path), quiet=True)
   (final,) = result.final_metrics
   assert metric in final and math.isfinite(final[metric]) and math.isfinite(final['loss'])
-  if arg.startswith('captioning.py'):  # digit_scenes knows where each named digit is
+  if arg.startswith(('captioning.py', 'vqa.py')):  # digit_scenes and scene_vqa know where each digit is
     assert 0.0 <= final['attention_hit'] <= 1.0
   assert result.steps == ExperimentConfig.from_config_dict(load(arg)).train.steps
   assert os.path.exists(tmp_path / 'result.json')

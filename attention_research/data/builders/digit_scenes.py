@@ -13,6 +13,7 @@ handwritten digit is seen in two splits.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -65,6 +66,30 @@ def caption(labels: list[int], cells: list[int]) -> tuple[str, list[int]]:
   return ' '.join(words), word_cells
 
 
+def image_pools(seed: int, purpose: str) -> dict[str, np.ndarray]:
+  """Disjoint shares of the 1797 source images, one per split, so no handwritten digit is seen in two splits."""
+  return partition(seed, {s: int(NUM_IMAGES * share) for s, share in POOL_SHARES.items()}, purpose)
+
+
+def sample_layout(gen: np.random.Generator, pool, min_digits: int, max_digits: int):
+  """One scene's layout: sorted distinct cells, source image indices drawn from `pool`, and pixel offsets."""
+  n = int(gen.integers(min_digits, max_digits + 1))
+  cells = sorted(gen.choice(GRID * GRID, size=n, replace=False).tolist())
+  sources = gen.choice(pool, size=n).tolist()
+  offsets = [tuple(int(v) for v in gen.integers(0, CANVAS // GRID - DIGIT + 1, size=2)) for _ in range(n)]
+  return cells, sources, offsets
+
+
+def layout_key(layout) -> bytes:
+  """What makes two layouts the same scene (for sampling.UniqueDraws)."""
+  return repr(layout).encode()
+
+
+def check_digit_range(min_digits: int, max_digits: int):
+  if not 2 <= min_digits <= max_digits <= GRID * GRID:
+    raise ValueError(f'Need 2 <= min_digits <= max_digits <= 9, got {min_digits}, {max_digits}.')
+
+
 def render(digits: list[np.ndarray], cells: list[int], offsets: list[tuple[int, int]]) -> np.ndarray:
   canvas = np.zeros((CANVAS, CANVAS), np.uint8)
   for image, cell, (dy, dx) in zip(digits, cells, offsets):
@@ -104,28 +129,19 @@ class DigitScenes(_base.InMemoryBuilder):
 
   def make_splits(self):
     c = self.builder_config
-    if not 2 <= c.min_digits <= c.max_digits <= GRID * GRID:
-      raise ValueError(f'Need 2 <= min_digits <= max_digits <= 9, got {c.min_digits}, {c.max_digits}.')
+    check_digit_range(c.min_digits, c.max_digits)
     images, labels = sklearn_digits()
-    pool_sizes = {s: int(NUM_IMAGES * share) for s, share in POOL_SHARES.items()}
-    pools = partition(c.seed, pool_sizes, 'digit_scenes_pools')
+    pools = image_pools(c.seed, 'digit_scenes_pools')
     sizes = c.sizes()
     draws = sampling.UniqueDraws()
     out = {}
     for split in sampling.SPLITS:
       gen = sampling.rng(c.seed, 'digit_scenes', split)
       pool = pools[split]
-
-      def make():
-        n = int(gen.integers(c.min_digits, c.max_digits + 1))
-        cells = sorted(gen.choice(GRID * GRID, size=n, replace=False).tolist())
-        sources = gen.choice(pool, size=n).tolist()
-        offsets = [tuple(int(v) for v in gen.integers(0, CANVAS // GRID - DIGIT + 1, size=2)) for _ in range(n)]
-        return cells, sources, offsets
-
+      make = functools.partial(sample_layout, gen, pool, c.min_digits, c.max_digits)
       examples = []
       for _ in range(sizes[split]):
-        cells, sources, offsets = draws.draw(make, lambda s: repr(s).encode())
+        cells, sources, offsets = draws.draw(make, layout_key)
         digit_labels = [int(labels[i]) for i in sources]
         text, word_cells = caption(digit_labels, cells)
         pad = [-1] * (c.max_digits - len(cells))

@@ -15,6 +15,7 @@ from attention_research.training.objectives.segmentation import Segmentation
 from attention_research.training.objectives.seq2seq import Seq2Seq
 from attention_research.training.objectives.story_qa import StoryQA
 from attention_research.training.objectives.summarization import Summarization
+from attention_research.training.objectives.vqa import VisualQA
 
 OBJECTIVES: dict[str, type[Objective]] = {
     'classification': Classification,
@@ -28,6 +29,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'sentiment': Sentiment,
     'summarization': Summarization,
     'segmentation': Segmentation,
+    'vqa': VisualQA,
 }
 
 
