@@ -10,6 +10,7 @@ BUILTIN = list(data.BUILTIN_TASKS)
 
 EXPECTED_KIND = {'number_translation': 'seq2seq', 'number_phrases': 'seq2seq', 'mqar': 'token_classification',
                  'listops': 'classification', 'digits': 'classification', 'digit_scenes': 'captioning',
+                 'distorted_digits': 'classification',
                  'spoken_digits': 'asr', 'entities': 'token_classification', 'story_qa': 'classification',
                  'sentiment_reviews': 'classification', 'reports': 'seq2seq',
                  **{name: 'token_classification' for name in data.loading.RECALL_TASKS}}
@@ -25,6 +26,7 @@ EXPECTED_BATCH = {
     'mqar': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'listops': {'inputs': (np.int32, 2), 'label': (np.int32, 1)},
     'digits': {'image': (np.float32, 4), 'label': (np.int32, 1)},
+    'distorted_digits': {'image': (np.float32, 4), 'label': (np.int32, 1), 'affine': (np.float32, 3)},
     'digit_scenes': {'image': (np.float32, 4), 'caption': (np.int32, 2), 'digit_labels': (np.int32, 2),
                      'digit_cells': (np.int32, 2), 'token_cells': (np.int32, 2)},
     'spoken_digits': {'audio': (np.float32, 2), 'audio_lengths': (np.int32, 1), 'targets': (np.int32, 2)},
@@ -38,7 +40,7 @@ EXPECTED_BATCH = {
 
 # A field whose value identifies an example, to check that splits do not overlap.
 IDENTITY = {'number_translation': 'number', 'number_phrases': 'source', 'mqar': 'inputs', 'listops': 'expression',
-            'digits': 'index', 'digit_scenes': 'image', 'spoken_digits': 'digits', 'entities': 'text',
+            'digits': 'index', 'digit_scenes': 'image', 'distorted_digits': 'image', 'spoken_digits': 'digits', 'entities': 'text',
             'story_qa': 'story', 'sentiment_reviews': 'text', 'reports': 'report', **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
 
 
