@@ -29,12 +29,12 @@ def get_config(arg=None):
   opts = parse_arg(arg, {'stn': True, 'backbone': 'cnn', 'attention': 'dot_product', 'smoke': False})
   if opts['backbone'] not in BACKBONES:
     raise ValueError(f"unknown backbone {opts['backbone']!r} for configs/stn.py; known: {list(BACKBONES)}.")
-  model = dict(name='stn.STNClassifier', image_size=None, channels=None, num_classes=None, backbone=opts['backbone'],
-               stn=opts['stn'], attention=opts['attention'], localisation_scale=1.0, cnn_features=(16, 32),
-               cnn_hidden=64, patch_size=5, d_model=64, num_heads=4, num_layers=2, mlp_dim=128, dropout_rate=0.0,
+  model = dict(name='stn.STNClassifier', image_size=None, channels=None, num_classes=None,
+               backbone=opts['backbone'], stn=opts['stn'], attention=opts['attention'], backbone_size=20, localisation_scale=1.0, cnn_features=(16, 32),
+               cnn_hidden=64, patch_size=4, d_model=64, num_heads=4, num_layers=2, mlp_dim=128, dropout_rate=0.0,
                positional='learned', pooling='mean')
-  train = dict(steps=2000, batch_size=64, log_every=200, eval_every=0, checkpoint_every=0)
-  optim = dict(learning_rate=1e-3, warmup_steps=100, weight_decay=0.01, schedule='cosine')
+  train = dict(steps=1500, batch_size=64, log_every=250, eval_every=0, checkpoint_every=0)
+  optim = dict(learning_rate=3e-3, warmup_steps=100, weight_decay=0.01, schedule='cosine')
   data = dict(eval_batch_size=200)
   compare = dict(variants='dot_product,linear' if opts['backbone'] == 'vit' else 'dot_product', seeds=3)
   if opts['smoke']:

@@ -74,7 +74,8 @@ def warp(image_BHWC, theta_B23, out_hw: tuple[int, int] | None = None):
 
 
 class LocalisationNet(nnx.Module):
-  """image [B, H, W, C] -> theta [B, 2, 3]: two stride-2 convolutions, a hidden layer, and an affine head
+  """image [B, H, W, C] -> theta [B, 2, 3]: pool x pool average pooling (where to look needs less detail than
+  what is there, and the net's cost falls with the square of it), two stride-2 convolutions, a hidden layer, and an affine head
   initialised to zero weights and the identity bias, so training starts from the identity transform.
 
   `scale` multiplies the head's change to theta: with Adam it sets how fast theta moves per step (a learning rate
@@ -82,20 +83,26 @@ class LocalisationNet(nnx.Module):
   """
 
   def __init__(self, image_hw: tuple[int, int], channels: int, *, features: int = 16, hidden: int = 64,
-               scale: float = 1.0, rngs: nnx.Rngs):
-    if min(image_hw) < 4:
-      raise ValueError(f'the localisation net needs images of at least 4x4; got {image_hw}.')
+               scale: float = 1.0, pool: int = 1, rngs: nnx.Rngs):
+    if pool < 1 or min(image_hw) < pool:
+      raise ValueError(f'the localisation net needs pool >= 1 and images of at least pool x pool; got pool {pool}, '
+                       f'images {image_hw}.')
     self.scale = scale
+    self.pool = pool
     self.conv1 = nnx.Conv(channels, features // 2, kernel_size=(5, 5), strides=(2, 2), rngs=rngs)
     self.conv2 = nnx.Conv(features // 2, features, kernel_size=(3, 3), strides=(2, 2), rngs=rngs)
     # two 'SAME' stride-2 convolutions halve each side twice, rounding up
-    flat = _ceil_half(_ceil_half(image_hw[0])) * _ceil_half(_ceil_half(image_hw[1])) * features
+    h, w = image_hw[0] // pool, image_hw[1] // pool
+    flat = _ceil_half(_ceil_half(h)) * _ceil_half(_ceil_half(w)) * features
     self.hidden = nnx.Linear(flat, hidden, rngs=rngs)
     self.head = nnx.Linear(hidden, 6, kernel_init=nnx.initializers.zeros,
                            bias_init=lambda *_: jnp.asarray(IDENTITY, jnp.float32), rngs=rngs)
 
   def __call__(self, image_BHWC):
-    h = nnx.relu(self.conv1(image_BHWC))
+    h = image_BHWC
+    if self.pool > 1:
+      h = nnx.avg_pool(h, window_shape=(self.pool, self.pool), strides=(self.pool, self.pool))
+    h = nnx.relu(self.conv1(h))
     h = nnx.relu(self.conv2(h))
     h = nnx.relu(self.hidden(h.reshape(h.shape[0], -1)))
     identity = jnp.asarray(IDENTITY, jnp.float32)
@@ -109,11 +116,11 @@ class SpatialTransformer(nnx.Module):
   """image [B, H, W, C] -> rectified image [B, h, w, C]; `theta(image)` gives the transform it applies."""
 
   def __init__(self, image_hw: tuple[int, int], channels: int, *, out_hw: tuple[int, int] | None = None,
-               features: int = 16, hidden: int = 64, scale: float = 1.0, rngs: nnx.Rngs):
+               features: int = 16, hidden: int = 64, scale: float = 1.0, pool: int = 1, rngs: nnx.Rngs):
     self.image_hw = tuple(image_hw)
     self.out_hw = tuple(out_hw or image_hw)
     self.localisation = LocalisationNet(self.image_hw, channels, features=features, hidden=hidden, scale=scale,
-                                        rngs=rngs)
+                                        pool=pool, rngs=rngs)
 
   def theta(self, image_BHWC):
     _check_image(image_BHWC)

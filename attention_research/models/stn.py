@@ -1,9 +1,11 @@
 """An image classifier with an optional spatial transformer in front (Jaderberg et al. 2015).
 
-image [B, H, W, C] -> [SpatialTransformer -> rectified [B, h, w, C]] -> backbone -> logits [B, num_classes].
+image [B, H, W, C] -> SpatialTransformer -> rectified [B, h, w, C] -> backbone -> logits [B, num_classes].
 The backbone is a small CNN (two conv + max-pool stages and a hidden layer, the paper's baseline shape) or a
-ViT over any registered attention variant (`attention`, as in ViTConfig). `stn=False` gives the same backbone
-on the raw image, the baseline the transformer is measured against.
+ViT over any registered attention variant (`attention`, as in ViTConfig). `stn=False` gives the baseline the
+transformer is measured against: the same backbone on the image resampled to the same h x w through the fixed
+identity transform (bilinear; at half size that is 2x2 average pooling), so the two differ only in the learned
+transform.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from flax import nnx
 from flax.core import FrozenDict
 
 from attention_research import attention
-from attention_research.layers.spatial_transformer import SpatialTransformer
+from attention_research.layers.spatial_transformer import IDENTITY, SpatialTransformer, warp
 from attention_research.models._checks import check_positive
 from attention_research.models.transformer import freeze_layer_options, parse_variants
 from attention_research.models.vit import ViT, ViTConfig, _pair
@@ -26,7 +28,8 @@ BACKBONES = ('cnn', 'vit')
 
 @dataclasses.dataclass(frozen=True)
 class STNConfig:
-  """image_size / stn_output_size / patch_size: int or (H, W); stn_output_size None = image_size.
+  """image_size / backbone_size / patch_size: int or (H, W); backbone_size (the transformer's output grid, the
+  backbone's input) None = image_size.
   localisation_scale multiplies how far each step moves the transform (its own learning rate, in effect).
   The ViT fields (patch_size ... patch_embedding) mean what they mean in ViTConfig; the CNN ignores them."""
   image_size: Any = 40
@@ -34,10 +37,11 @@ class STNConfig:
   num_classes: int = 10
   backbone: str = 'cnn'
   stn: bool = True
-  stn_output_size: Any = None
+  backbone_size: Any = None
   localisation_features: int = 16
   localisation_hidden: int = 64
   localisation_scale: float = 1.0
+  localisation_pool: int = 2
   cnn_features: tuple[int, ...] = (16, 32)
   cnn_hidden: int = 64
   patch_size: Any = 5
@@ -58,14 +62,15 @@ class STNConfig:
     if not isinstance(self.stn, bool):
       raise ValueError(f'stn must be True or False; got {self.stn!r}.')
     object.__setattr__(self, 'image_size', _pair('image_size', self.image_size))
-    out = self.image_size if self.stn_output_size is None else _pair('stn_output_size', self.stn_output_size)
-    object.__setattr__(self, 'stn_output_size', out)
+    out = self.image_size if self.backbone_size is None else _pair('backbone_size', self.backbone_size)
+    object.__setattr__(self, 'backbone_size', out)
     object.__setattr__(self, 'patch_size', _pair('patch_size', self.patch_size))
     features = tuple(self.cnn_features)
     object.__setattr__(self, 'cnn_features', features)
     for name, value in (('channels', self.channels), ('num_classes', self.num_classes),
                         ('localisation_features', self.localisation_features),
-                        ('localisation_hidden', self.localisation_hidden), ('cnn_hidden', self.cnn_hidden),
+                        ('localisation_hidden', self.localisation_hidden),
+                        ('localisation_pool', self.localisation_pool), ('cnn_hidden', self.cnn_hidden),
                         *((f'cnn_features[{i}]', f) for i, f in enumerate(features))):
       check_positive(name, value)
     if not features:
@@ -77,13 +82,9 @@ class STNConfig:
     object.__setattr__(self, 'attention_options', freeze_layer_options(self.attention_options))
     if self.backbone == 'vit':
       self.vit_config()  # validates the ViT fields against the backbone's input size
-    elif min(self.backbone_input) < 2 ** len(features):
+    elif min(self.backbone_size) < 2 ** len(features):
       raise ValueError(f'{len(features)} max-pool stages need inputs of at least {2 ** len(features)} pixels a side; '
-                       f'the CNN sees {self.backbone_input}.')
-
-  @property
-  def backbone_input(self) -> tuple[int, int]:
-    return self.stn_output_size if self.stn else self.image_size
+                       f'the CNN sees {self.backbone_size}.')
 
   @property
   def grid(self) -> tuple[int, int]:
@@ -91,7 +92,7 @@ class STNConfig:
     return self.vit_config().grid
 
   def vit_config(self) -> ViTConfig:
-    return ViTConfig(image_size=self.backbone_input, patch_size=self.patch_size, channels=self.channels,
+    return ViTConfig(image_size=self.backbone_size, patch_size=self.patch_size, channels=self.channels,
                      num_classes=self.num_classes, d_model=self.d_model, num_heads=self.num_heads,
                      num_layers=self.num_layers, mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
                      positional=self.positional, attention=self.attention, attention_options=self.attention_options,
@@ -126,23 +127,28 @@ class STNClassifier(nnx.Module):
   def __init__(self, cfg: STNConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
     if cfg.stn:
-      self.transformer = SpatialTransformer(cfg.image_size, cfg.channels, out_hw=cfg.stn_output_size,
+      self.transformer = SpatialTransformer(cfg.image_size, cfg.channels, out_hw=cfg.backbone_size,
                                             features=cfg.localisation_features, hidden=cfg.localisation_hidden,
-                                            scale=cfg.localisation_scale, rngs=rngs)
+                                            scale=cfg.localisation_scale, pool=cfg.localisation_pool, rngs=rngs)
     if cfg.backbone == 'cnn':
-      self.backbone = CNN(cfg.backbone_input, cfg.channels, cfg.cnn_features, cfg.cnn_hidden, cfg.num_classes,
+      self.backbone = CNN(cfg.backbone_size, cfg.channels, cfg.cnn_features, cfg.cnn_hidden, cfg.num_classes,
                           rngs=rngs)
     else:
       self.backbone = ViT(cfg.vit_config(), rngs=rngs)
 
   def rectify(self, image):
-    """The backbone's input: the transformer's output, or the checked image itself without one."""
+    """The backbone's input [B, h, w, C]: the transformer's output, or the image through the identity."""
     cfg = self.cfg
     (H, W), C = cfg.image_size, cfg.channels
     if image.ndim != 4 or tuple(image.shape[1:]) != (H, W, C):
       raise ValueError(f'expected images [B, {H}, {W}, {C}]; got shape {image.shape}.')
     image = jnp.asarray(image, jnp.float32)
-    return self.transformer(image) if cfg.stn else image
+    if cfg.stn:
+      return self.transformer(image)
+    if cfg.backbone_size == cfg.image_size:
+      return image
+    return warp(image, jnp.broadcast_to(jnp.asarray(IDENTITY, jnp.float32).reshape(1, 2, 3), (image.shape[0], 2, 3)),
+                cfg.backbone_size)
 
   def __call__(self, image, *, deterministic: bool = True):
     x = self.rectify(image)

@@ -28,6 +28,7 @@ SMOKE = [
     ('recall.py:task=selective_copying,smoke', 'accuracy'),
     ('sentiment.py:smoke', 'accuracy'),
     ('summarization.py:smoke', 'rougeL'),
+    ('stn.py:smoke', 'accuracy'),
 ]
 RECALL_TASKS = ['mqar_rebind', 'mqar_compositional', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization']
 
@@ -38,7 +39,7 @@ def load(arg):
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
   assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'recall.py',
-                     'sentiment.py', 'summarization.py', 'translation.py']
+                     'sentiment.py', 'stn.py', 'summarization.py', 'translation.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -72,6 +73,8 @@ def test_configs_are_locked_and_valid(arg):
     ('recall.py:full', 'full is an option of grid'),
     ('recall.py:grid,task=compression', 'grid is defined for task=mqar'),
     ('summarization.py:beam=0', 'beam must be >= 1'),
+    ('stn.py:backbone=resnet', "unknown backbone 'resnet'"),
+    ('stn.py:backbone=vit,attention=nope,smoke', "config.model .*unknown attention variant 'nope'"),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's

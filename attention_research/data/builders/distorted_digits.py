@@ -94,7 +94,7 @@ class DistortedDigitsConfig(_base.TaskConfig):
   min_scale: float = 0.8
   max_scale: float = 1.2
   num_clutter: int = 4
-  clutter_size: int = 6
+  clutter_size: int = 4
 
 
 class DistortedDigits(_base.InMemoryBuilder):
