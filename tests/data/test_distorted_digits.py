@@ -13,7 +13,9 @@ from attention_research.layers.spatial_transformer import warp
 
 def _correlations(canvases, thetas, digits):
   rectified = np.asarray(warp(np.asarray(canvases, np.float32), np.asarray(thetas, np.float32), (8, 8)))[..., 0]
-  return np.array([np.corrcoef(r.ravel(), d.ravel())[0, 1] for r, d in zip(rectified, digits)])
+  # A wrong transform can land on empty canvas: no variation, no correlation (0, not NaN).
+  return np.nan_to_num([np.corrcoef(r.ravel(), d.ravel())[0, 1] if r.std() > 0 else 0.0
+                        for r, d in zip(rectified, digits)])
 
 
 def test_the_stored_transform_maps_the_digit_back_onto_its_source(build):

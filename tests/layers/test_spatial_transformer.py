@@ -40,10 +40,11 @@ def test_bilinear_sampler_equals_map_coordinates_in_values_and_gradients():
 def test_identity_transform_leaves_the_image_unchanged():
   image = jax.random.uniform(jax.random.key(1), (2, 6, 10, 2))
   identity = jnp.broadcast_to(jnp.asarray(st.IDENTITY).reshape(1, 2, 3), (2, 2, 3))
-  np.testing.assert_allclose(st.warp(image, identity), image, atol=1e-5)
   layer = st.SpatialTransformer((6, 10), 2, features=4, hidden=8, rngs=nnx.Rngs(0))  # initialised to the identity
-  np.testing.assert_allclose(layer.theta(image), identity, atol=0)
-  np.testing.assert_allclose(layer(image), image, atol=1e-5)
+  warped, theta, out = nnx.jit(lambda layer, x: (st.warp(x, identity), layer.theta(x), layer(x)))(layer, image)
+  np.testing.assert_allclose(warped, image, atol=1e-5)
+  np.testing.assert_allclose(theta, identity, atol=0)
+  np.testing.assert_allclose(out, image, atol=1e-5)
 
 
 def test_a_shift_moves_the_image_by_whole_pixels():
