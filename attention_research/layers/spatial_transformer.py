@@ -75,8 +75,8 @@ def warp(image_BHWC, theta_B23, out_hw: tuple[int, int] | None = None):
 
 class LocalisationNet(nnx.Module):
   """image [B, H, W, C] -> theta [B, 2, 3]: pool x pool average pooling (where to look needs less detail than
-  what is there, and the net's cost falls with the square of it), two stride-2 convolutions, a hidden layer, and an affine head
-  initialised to zero weights and the identity bias, so training starts from the identity transform.
+  what is there, and the net's cost falls with the square of it), two stride-2 convolutions, a hidden layer, and
+  an affine head initialised to zero weights and the identity bias, so training starts from the identity.
 
   `scale` multiplies the head's change to theta: with Adam it sets how fast theta moves per step (a learning rate
   for the transform that leaves the rest of the model's alone).
