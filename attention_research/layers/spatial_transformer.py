@@ -79,16 +79,19 @@ class LocalisationNet(nnx.Module):
   an affine head initialised to zero weights and the identity bias, so training starts from the identity.
 
   `scale` multiplies the head's change to theta: with Adam it sets how fast theta moves per step (a learning rate
-  for the transform that leaves the rest of the model's alone).
+  for the transform that leaves the rest of the model's alone). `bounded` passes that change through tanh, so no
+  entry of theta moves more than 1 from the identity: the output's centre stays on the input, and a transform
+  cannot wander off it onto blank canvas, where the sampler's gradient is zero and the transform would stay lost.
   """
 
   def __init__(self, image_hw: tuple[int, int], channels: int, *, features: int = 16, hidden: int = 64,
-               scale: float = 1.0, pool: int = 1, rngs: nnx.Rngs):
+               scale: float = 1.0, pool: int = 1, bounded: bool = False, rngs: nnx.Rngs):
     if pool < 1 or min(image_hw) < pool:
       raise ValueError(f'the localisation net needs pool >= 1 and images of at least pool x pool; got pool {pool}, '
                        f'images {image_hw}.')
     self.scale = scale
     self.pool = pool
+    self.bounded = bounded
     self.conv1 = nnx.Conv(channels, features // 2, kernel_size=(5, 5), strides=(2, 2), rngs=rngs)
     self.conv2 = nnx.Conv(features // 2, features, kernel_size=(3, 3), strides=(2, 2), rngs=rngs)
     # two 'SAME' stride-2 convolutions halve each side twice, rounding up
@@ -108,19 +111,20 @@ class LocalisationNet(nnx.Module):
     identity = jnp.asarray(IDENTITY, jnp.float32)
     # Zero head weights and the identity bias, scaled about the identity: theta starts at the identity whatever
     # the scale, and the scale only changes how far each step moves it.
-    theta = identity + self.scale * (self.head(h) - identity)
-    return theta.reshape(-1, 2, 3)
+    change = self.scale * (self.head(h) - identity)
+    return (identity + (jnp.tanh(change) if self.bounded else change)).reshape(-1, 2, 3)
 
 
 class SpatialTransformer(nnx.Module):
   """image [B, H, W, C] -> rectified image [B, h, w, C]; `theta(image)` gives the transform it applies."""
 
   def __init__(self, image_hw: tuple[int, int], channels: int, *, out_hw: tuple[int, int] | None = None,
-               features: int = 16, hidden: int = 64, scale: float = 1.0, pool: int = 1, rngs: nnx.Rngs):
+               features: int = 16, hidden: int = 64, scale: float = 1.0, pool: int = 1, bounded: bool = False,
+               rngs: nnx.Rngs):
     self.image_hw = tuple(image_hw)
     self.out_hw = tuple(out_hw or image_hw)
     self.localisation = LocalisationNet(self.image_hw, channels, features=features, hidden=hidden, scale=scale,
-                                        pool=pool, rngs=rngs)
+                                        pool=pool, bounded=bounded, rngs=rngs)
 
   def theta(self, image_BHWC):
     _check_image(image_BHWC)

@@ -30,7 +30,8 @@ BACKBONES = ('cnn', 'vit')
 class STNConfig:
   """image_size / backbone_size / patch_size: int or (H, W); backbone_size (the transformer's output grid, the
   backbone's input) None = image_size.
-  localisation_scale multiplies how far each step moves the transform (its own learning rate, in effect).
+  localisation_scale multiplies how far each step moves the transform (its own learning rate, in effect);
+  localisation_bounded keeps each entry of the transform within 1 of the identity (LocalisationNet).
   The ViT fields (patch_size ... patch_embedding) mean what they mean in ViTConfig; the CNN ignores them."""
   image_size: Any = 40
   channels: int = 1
@@ -42,6 +43,7 @@ class STNConfig:
   localisation_hidden: int = 64
   localisation_scale: float = 1.0
   localisation_pool: int = 2
+  localisation_bounded: bool = False
   cnn_features: tuple[int, ...] = (16, 32)
   cnn_hidden: int = 64
   patch_size: Any = 5
@@ -59,8 +61,9 @@ class STNConfig:
   def __post_init__(self):
     if self.backbone not in BACKBONES:
       raise ValueError(f'unknown backbone {self.backbone!r}; known: {BACKBONES}.')
-    if not isinstance(self.stn, bool):
-      raise ValueError(f'stn must be True or False; got {self.stn!r}.')
+    for name in ('stn', 'localisation_bounded'):
+      if not isinstance(getattr(self, name), bool):
+        raise ValueError(f'{name} must be True or False; got {getattr(self, name)!r}.')
     object.__setattr__(self, 'image_size', _pair('image_size', self.image_size))
     out = self.image_size if self.backbone_size is None else _pair('backbone_size', self.backbone_size)
     object.__setattr__(self, 'backbone_size', out)
@@ -129,7 +132,8 @@ class STNClassifier(nnx.Module):
     if cfg.stn:
       self.transformer = SpatialTransformer(cfg.image_size, cfg.channels, out_hw=cfg.backbone_size,
                                             features=cfg.localisation_features, hidden=cfg.localisation_hidden,
-                                            scale=cfg.localisation_scale, pool=cfg.localisation_pool, rngs=rngs)
+                                            scale=cfg.localisation_scale, pool=cfg.localisation_pool,
+                                            bounded=cfg.localisation_bounded, rngs=rngs)
     if cfg.backbone == 'cnn':
       self.backbone = CNN(cfg.backbone_size, cfg.channels, cfg.cnn_features, cfg.cnn_hidden, cfg.num_classes,
                           rngs=rngs)

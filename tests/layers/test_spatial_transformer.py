@@ -74,6 +74,14 @@ def test_gradients_reach_every_parameter_of_the_localisation_net():
     assert float(jnp.abs(g).max()) > 0, jax.tree_util.keystr(path)
 
 
+def test_a_bounded_transform_stays_within_one_of_the_identity():
+  net = st.LocalisationNet((8, 8), 1, features=4, hidden=8, bounded=True, rngs=nnx.Rngs(0))
+  net.head.bias[...] = jnp.asarray([9.0, -9.0, 9.0, -9.0, 9.0, -9.0])  # a head gone far off
+  theta = nnx.jit(lambda net, x: net(x))(net, jnp.ones((2, 8, 8, 1)))
+  change = np.asarray(theta).reshape(2, 6) - np.asarray(st.IDENTITY)
+  assert np.all(np.abs(change) <= 1.0) and np.all(np.abs(change) > 0.99)
+
+
 def test_bad_input_raises_value_error():
   image = jnp.zeros((2, 4, 4, 1))
   with pytest.raises(ValueError, match=r'theta \[B, 2, 3\]'):
