@@ -23,7 +23,10 @@ fragments of clutter); the metric is test accuracy. Measured (seeds 0-2, 1500 st
 comparison on 2 CPU cores shared with other jobs, load average about 16; docs/vision.md has the table):
   cnn             0.504 +- 0.037   383 s for 3 runs
   stn=true (cnn)  0.633 +- 0.013   600 s for 3 runs
-VIT_LINES"""
+  vit             dot_product 0.368 +- 0.072, linear 0.366 +- 0.039   528 s for 6 runs (load 12)
+  stn=true (vit)  dot_product 0.395 +- 0.025, linear 0.352 +- 0.016   892 s for 6 runs (load 15)
+The ViT runs bound the transform (model.localisation_bounded): unbounded, one seed in three lost it off the canvas.
+"""
 
 from attention_research.training.config_files import make_config, parse_arg
 
