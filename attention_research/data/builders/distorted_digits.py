@@ -65,7 +65,7 @@ def render_digit(digit: np.ndarray, theta: np.ndarray, canvas: int) -> np.ndarra
   return out.reshape(canvas, canvas)
 
 
-def sample_distortion(gen: np.random.Generator, c: 'DistortedDigitsConfig') -> tuple[float, float, np.ndarray]:
+def sample_distortion(gen: np.random.Generator, c: DistortedDigitsConfig) -> tuple[float, float, np.ndarray]:
   """(angle in radians, scale, centre (x, y) normalised) with the rotated, scaled digit inside the canvas."""
   angle = np.deg2rad(gen.uniform(-c.max_angle, c.max_angle))
   scale = gen.uniform(c.min_scale, c.max_scale)
