@@ -9,6 +9,7 @@ state), saved as PNG when given a path.
   alignments   alignment(weights, source_tokens, target_tokens): translation / RNN alignments
   captioning   overlay_figure(image, alphas [T, R], words), upsample, peak_in_cell_score(alphas, token_cells, grid)
   asr          asr_figure(spectrogram, weights, token_ids, ctc_logits): attention vs CTC over the spectrogram
+  rectified    rectified_figure(inputs, outputs): a spatial transformer's inputs above its outputs
   bars         bar_chart(weights [S]): one query's weights
   statistics   entropy, normalised_entropy, mean_attention_distance, attention_rollout, head_statistics,
                table_rows / summary_row for result tables

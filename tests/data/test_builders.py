@@ -10,9 +10,9 @@ BUILTIN = list(data.BUILTIN_TASKS)
 
 EXPECTED_KIND = {'number_translation': 'seq2seq', 'number_phrases': 'seq2seq', 'mqar': 'token_classification',
                  'listops': 'classification', 'digits': 'classification', 'digit_scenes': 'captioning',
-                 'scene_vqa': 'classification', 'spoken_digits': 'asr', 'entities': 'token_classification',
-                 'story_qa': 'classification', 'sentiment_reviews': 'classification', 'reports': 'seq2seq',
-                 'scene_segmentation': 'segmentation',
+                 'scene_vqa': 'classification', 'distorted_digits': 'classification', 'spoken_digits': 'asr',
+                 'entities': 'token_classification', 'story_qa': 'classification',
+                 'sentiment_reviews': 'classification', 'reports': 'seq2seq', 'scene_segmentation': 'segmentation',
                  **{name: 'token_classification' for name in data.loading.RECALL_TASKS}}
 # Splits beyond train / validation / test, and the config field of their size.
 EXTRA_SPLITS = {'entities': {'test_ood': 'num_test_ood'}, 'story_qa': {'test_ood': 'num_test_ood'},
@@ -26,6 +26,7 @@ EXPECTED_BATCH = {
     'mqar': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'listops': {'inputs': (np.int32, 2), 'label': (np.int32, 1)},
     'digits': {'image': (np.float32, 4), 'label': (np.int32, 1)},
+    'distorted_digits': {'image': (np.float32, 4), 'label': (np.int32, 1), 'affine': (np.float32, 3)},
     'digit_scenes': {'image': (np.float32, 4), 'caption': (np.int32, 2), 'digit_labels': (np.int32, 2),
                      'digit_cells': (np.int32, 2), 'token_cells': (np.int32, 2)},
     'scene_vqa': {'image': (np.float32, 4), 'question': (np.int32, 2), 'label': (np.int32, 1),
@@ -42,9 +43,9 @@ EXPECTED_BATCH = {
 
 # A field whose value identifies an example, to check that splits do not overlap.
 IDENTITY = {'number_translation': 'number', 'number_phrases': 'source', 'mqar': 'inputs', 'listops': 'expression',
-            'digits': 'index', 'digit_scenes': 'image', 'scene_vqa': 'image', 'spoken_digits': 'digits',
-            'entities': 'text', 'story_qa': 'story', 'sentiment_reviews': 'text', 'reports': 'report',
-            'scene_segmentation': 'image', **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
+            'digits': 'index', 'digit_scenes': 'image', 'scene_vqa': 'image', 'distorted_digits': 'image',
+            'spoken_digits': 'digits', 'entities': 'text', 'story_qa': 'story', 'sentiment_reviews': 'text',
+            'reports': 'report', 'scene_segmentation': 'image', **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
 
 
 def _key(value):

@@ -25,6 +25,7 @@ SMOKE = [
     ('summarization.py:smoke', 'rougeL'),
     ('segmentation.py:smoke', 'mean_iou'),
     ('vqa.py:smoke', 'accuracy'),
+    ('stn.py:smoke', 'accuracy'),
 ]
 
 # Options that switch a config file to another model class (and so to other variant names); every

@@ -18,7 +18,7 @@ def load(arg):
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
   assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'recall.py',
-                     'segmentation.py', 'sentiment.py', 'summarization.py', 'translation.py', 'vqa.py']
+                     'segmentation.py', 'sentiment.py', 'stn.py', 'summarization.py', 'translation.py', 'vqa.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -54,6 +54,8 @@ def test_configs_are_locked_and_valid(arg):
     ('summarization.py:beam=0', 'beam must be >= 1'),
     ('vqa.py:image=maybe', "config option image='maybe' is not a bool"),
     ('vqa.py:smoke,attention=local', 'cannot be a cross-attention'),
+    ('stn.py:backbone=resnet', "unknown backbone 'resnet'"),
+    ('stn.py:backbone=vit,attention=nope,smoke', "config.model .*unknown attention variant 'nope'"),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's

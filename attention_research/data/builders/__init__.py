@@ -1,12 +1,13 @@
 """tfds builders of the built-in tasks; importing this registers them."""
 
-from attention_research.data.builders import (compression, digit_scenes, digits, entities, fuzzy_recall, listops,
-                                              memorization, mqar, noisy_recall, number_phrases, number_translation,
-                                              reports, scene_segmentation, scene_vqa, selective_copying,
-                                              sentiment_reviews, spoken_digits, story_qa)
+from attention_research.data.builders import (compression, digit_scenes, digits, distorted_digits, entities,
+                                              fuzzy_recall, listops, memorization, mqar, noisy_recall, number_phrases,
+                                              number_translation, reports, scene_segmentation, scene_vqa,
+                                              selective_copying, sentiment_reviews, spoken_digits, story_qa)
 from attention_research.data.builders.compression import Compression
 from attention_research.data.builders.digit_scenes import DigitScenes
 from attention_research.data.builders.digits import Digits
+from attention_research.data.builders.distorted_digits import DistortedDigits
 from attention_research.data.builders.entities import Entities
 from attention_research.data.builders.fuzzy_recall import FuzzyRecall
 from attention_research.data.builders.listops import Listops
