@@ -14,19 +14,19 @@ from attention_research.data.task import Task
 def _builtin_modules() -> dict[str, ModuleType]:
   from attention_research.data.builders import (compression, digit_scenes, digits, entities, fuzzy_recall, listops,
                                                 memorization, mqar, noisy_recall, number_phrases,
-                                                number_translation, reports, selective_copying, sentiment_reviews,
-                                                spoken_digits, story_qa)
+                                                number_translation, reports, scene_detection, selective_copying,
+                                                sentiment_reviews, spoken_digits, story_qa)
   return {'number_translation': number_translation, 'number_phrases': number_phrases, 'mqar': mqar,
           'listops': listops, 'digits': digits, 'digit_scenes': digit_scenes, 'spoken_digits': spoken_digits,
           'entities': entities, 'story_qa': story_qa, 'sentiment_reviews': sentiment_reviews, 'reports': reports,
           'selective_copying': selective_copying, 'fuzzy_recall': fuzzy_recall, 'noisy_recall': noisy_recall,
-          'compression': compression, 'memorization': memorization}
+          'compression': compression, 'memorization': memorization, 'scene_detection': scene_detection}
 
 
 # The recall family (synthetic skill tasks of Zoology and MAD, token classification like mqar).
 RECALL_TASKS = ('selective_copying', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization')
 BUILTIN_TASKS = ('number_translation', 'number_phrases', 'mqar', 'listops', 'digits', 'digit_scenes', 'spoken_digits',
-                 'entities', 'story_qa', 'sentiment_reviews', 'reports') + RECALL_TASKS
+                 'entities', 'story_qa', 'sentiment_reviews', 'reports', 'scene_detection') + RECALL_TASKS
 
 
 def public_datasets() -> tuple[str, ...]:

@@ -20,6 +20,7 @@ SMOKE = [
     ('lm.py:smoke', 'perplexity'),
     ('captioning.py:smoke', 'bleu'),
     ('captioning.py:decoder=transformer,attention=linear,smoke', 'bleu'),
+    ('detection.py:smoke', 'map'),
     ('asr.py:smoke', 'cer'),
     ('ner.py:smoke', 'f1'),
     ('qa.py:smoke', 'accuracy'),
@@ -37,8 +38,8 @@ def load(arg):
 
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
-  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'recall.py',
-                     'sentiment.py', 'summarization.py', 'translation.py']
+  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'detection.py', 'lm.py', 'ner.py', 'qa.py',
+                     'recall.py', 'sentiment.py', 'summarization.py', 'translation.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -47,7 +48,8 @@ def test_every_config_file_has_a_smoke_test_and_a_run_command():
 
 @pytest.mark.parametrize('arg', [a for a, _ in SMOKE] + ['classification.py:task=imdb,smoke', 'lm.py',
                                                           'classification.py:task=mqar,suite',
-                                                          'classification.py:task=digits,suite', 'asr.py:suite']
+                                                          'classification.py:task=digits,suite', 'asr.py:suite',
+                                                          'detection.py:model=grid,smoke']
                          + ['recall.py:grid', 'recall.py:grid,full', 'recall.py:grid,smoke']
                          + [f'recall.py:task={t}' for t in RECALL_TASKS]
                          + [f'recall.py:task={t},smoke' for t in RECALL_TASKS])
@@ -72,6 +74,8 @@ def test_configs_are_locked_and_valid(arg):
     ('recall.py:full', 'full is an option of grid'),
     ('recall.py:grid,task=compression', 'grid is defined for task=mqar'),
     ('summarization.py:beam=0', 'beam must be >= 1'),
+    ('detection.py:model=yolo', "unknown model 'yolo'"),
+    ('detection.py:smoke,attention=gated_delta', 'cannot be a cross-attention'),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's

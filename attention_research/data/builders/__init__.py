@@ -2,7 +2,8 @@
 
 from attention_research.data.builders import (compression, digit_scenes, digits, entities, fuzzy_recall, listops,
                                               memorization, mqar, noisy_recall, number_phrases, number_translation,
-                                              reports, selective_copying, sentiment_reviews, spoken_digits, story_qa)
+                                              reports, scene_detection, selective_copying, sentiment_reviews,
+                                              spoken_digits, story_qa)
 from attention_research.data.builders.compression import Compression
 from attention_research.data.builders.digit_scenes import DigitScenes
 from attention_research.data.builders.digits import Digits
@@ -15,6 +16,7 @@ from attention_research.data.builders.noisy_recall import NoisyRecall
 from attention_research.data.builders.number_phrases import NumberPhrases
 from attention_research.data.builders.number_translation import NumberTranslation
 from attention_research.data.builders.reports import Reports
+from attention_research.data.builders.scene_detection import SceneDetection
 from attention_research.data.builders.selective_copying import SelectiveCopying
 from attention_research.data.builders.sentiment_reviews import SentimentReviews
 from attention_research.data.builders.spoken_digits import SpokenDigits
