@@ -6,9 +6,10 @@ r"""Object detection on scene_detection (1 to 4 digits at free positions and siz
   python -m experiments.compare --config=configs/detection.py --variants=dot_product,linear --seeds=3
 
 Options (after the colon, comma-separated):
-  model=detr|grid       detr: conv backbone (6x6 features), Transformer encoder, 8 learned object queries, decoder
-                        with cross-attention over the features, class (+ no-object) and box heads, Hungarian-
-                        matched set loss with auxiliary decoding losses (Carion et al. 2020). grid: the baseline,
+  model=detr|grid       detr: conv backbone (6x6 features), Transformer encoder, 16 learned object queries (each
+                        with a learned reference point, started from the features there), decoder with
+                        cross-attention over the features, class (+ no-object) and box heads, Hungarian-matched
+                        set loss with auxiliary decoding losses (Carion et al. 2020). grid: the baseline,
                         the same backbone and a per-cell conv head scoring two fixed square anchors per cell
                         (12 and 18 pixels); its boxes are the anchors, trained with the same loss.
   attention=<variant>   the encoder's self-attention and the decoder's cross-attention (any variant with a cross
