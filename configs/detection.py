@@ -49,6 +49,8 @@ def get_config(arg=None):
                    num_decoder_layers=2, mlp_dim=32, num_queries=4)
     else:
       model.update(backbone_channels=(8, 16, 16), hidden=16)
+  compare = dict(variants='dot_product,linear' if variant_fields else 'dot_product', seeds=3)
+  if opts['smoke']:
+    compare.update(variants='dot_product', seeds=1)  # each DETR compilation costs seconds of the test suite
   return make_config(task='scene_detection', name=f"detection ({opts['model']})", kind='detection', model=model,
-                     data=data, train=train, optim=optim, variant_fields=variant_fields,
-                     compare=dict(variants='dot_product,linear' if variant_fields else 'dot_product', seeds=3))
+                     data=data, train=train, optim=optim, variant_fields=variant_fields, compare=compare)
