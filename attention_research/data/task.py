@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from attention_research.data.pipeline import BatchIterator, Dense, Ragged
 from attention_research.data.tokenizers import Tokenizer
 
-KINDS = ('seq2seq', 'classification', 'token_classification', 'lm', 'captioning', 'asr', 'segmentation')
+KINDS = ('seq2seq', 'classification', 'token_classification', 'lm', 'captioning', 'asr', 'segmentation',
+         'detection')
 
 
 @dataclasses.dataclass

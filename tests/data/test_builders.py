@@ -13,6 +13,7 @@ EXPECTED_KIND = {'number_translation': 'seq2seq', 'number_phrases': 'seq2seq', '
                  'scene_vqa': 'classification', 'distorted_digits': 'classification', 'spoken_digits': 'asr',
                  'entities': 'token_classification', 'story_qa': 'classification',
                  'sentiment_reviews': 'classification', 'reports': 'seq2seq', 'scene_segmentation': 'segmentation',
+                 'scene_detection': 'detection',
                  **{name: 'token_classification' for name in data.loading.RECALL_TASKS}}
 # Splits beyond train / validation / test, and the config field of their size.
 EXTRA_SPLITS = {'entities': {'test_ood': 'num_test_ood'}, 'story_qa': {'test_ood': 'num_test_ood'},
@@ -38,6 +39,7 @@ EXPECTED_BATCH = {
     'sentiment_reviews': {'inputs': (np.int32, 2), 'sentiment': (np.int32, 2), 'label': (np.int32, 1)},
     'reports': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'scene_segmentation': {'image': (np.float32, 4), 'mask': (np.int32, 3)},
+    'scene_detection': {'image': (np.float32, 4), 'boxes': (np.float32, 3), 'labels': (np.int32, 2)},
     **{name: {'inputs': (np.int32, 2), 'targets': (np.int32, 2)} for name in data.loading.RECALL_TASKS},
 }
 
@@ -45,7 +47,8 @@ EXPECTED_BATCH = {
 IDENTITY = {'number_translation': 'number', 'number_phrases': 'source', 'mqar': 'inputs', 'listops': 'expression',
             'digits': 'index', 'digit_scenes': 'image', 'scene_vqa': 'image', 'distorted_digits': 'image',
             'spoken_digits': 'digits', 'entities': 'text', 'story_qa': 'story', 'sentiment_reviews': 'text',
-            'reports': 'report', 'scene_segmentation': 'image', **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
+            'reports': 'report', 'scene_segmentation': 'image', 'scene_detection': 'image',
+            **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
 
 
 def _key(value):

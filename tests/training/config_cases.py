@@ -26,6 +26,7 @@ SMOKE = [
     ('segmentation.py:smoke', 'mean_iou'),
     ('vqa.py:smoke', 'accuracy'),
     ('stn.py:smoke', 'accuracy'),
+    ('detection.py:smoke', 'map'),
 ]
 
 # Options that switch a config file to another model class (and so to other variant names); every

@@ -17,8 +17,9 @@ def load(arg):
 
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
-  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'lm.py', 'ner.py', 'qa.py', 'recall.py',
-                     'segmentation.py', 'sentiment.py', 'stn.py', 'summarization.py', 'translation.py', 'vqa.py']
+  assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'detection.py', 'lm.py', 'ner.py', 'qa.py',
+                     'recall.py', 'segmentation.py', 'sentiment.py', 'stn.py', 'summarization.py', 'translation.py',
+                     'vqa.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()
@@ -27,7 +28,8 @@ def test_every_config_file_has_a_smoke_test_and_a_run_command():
 
 @pytest.mark.parametrize('arg', [a for a, _ in SMOKE] + ['classification.py:task=imdb,smoke', 'lm.py',
                                                           'classification.py:task=mqar,suite',
-                                                          'classification.py:task=digits,suite', 'asr.py:suite']
+                                                          'classification.py:task=digits,suite', 'asr.py:suite',
+                                                          'detection.py:model=grid,smoke']
                          + ['recall.py:grid', 'recall.py:grid,full', 'recall.py:grid,smoke']
                          + [f'recall.py:task={t}' for t in RECALL_TASKS]
                          + [f'recall.py:task={t},smoke' for t in RECALL_TASKS])
@@ -56,6 +58,8 @@ def test_configs_are_locked_and_valid(arg):
     ('vqa.py:smoke,attention=local', 'cannot be a cross-attention'),
     ('stn.py:backbone=resnet', "unknown backbone 'resnet'"),
     ('stn.py:backbone=vit,attention=nope,smoke', "config.model .*unknown attention variant 'nope'"),
+    ('detection.py:model=yolo', "unknown model 'yolo'"),
+    ('detection.py:smoke,attention=gated_delta', 'cannot be a cross-attention'),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):
   # Options the config file checks fail when it loads; model fields (their dataclass needs the task's

@@ -2,8 +2,8 @@
 
 from attention_research.data.builders import (compression, digit_scenes, digits, distorted_digits, entities,
                                               fuzzy_recall, listops, memorization, mqar, noisy_recall, number_phrases,
-                                              number_translation, reports, scene_segmentation, scene_vqa,
-                                              selective_copying, sentiment_reviews, spoken_digits, story_qa)
+                                              number_translation, reports, scene_detection, scene_segmentation,
+                                              scene_vqa, selective_copying, sentiment_reviews, spoken_digits, story_qa)
 from attention_research.data.builders.compression import Compression
 from attention_research.data.builders.digit_scenes import DigitScenes
 from attention_research.data.builders.digits import Digits
@@ -17,6 +17,7 @@ from attention_research.data.builders.noisy_recall import NoisyRecall
 from attention_research.data.builders.number_phrases import NumberPhrases
 from attention_research.data.builders.number_translation import NumberTranslation
 from attention_research.data.builders.reports import Reports
+from attention_research.data.builders.scene_detection import SceneDetection
 from attention_research.data.builders.scene_segmentation import SceneSegmentation
 from attention_research.data.builders.scene_vqa import SceneVqa
 from attention_research.data.builders.selective_copying import SelectiveCopying

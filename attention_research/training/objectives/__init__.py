@@ -8,6 +8,7 @@ from attention_research.training.objectives.asr import SpeechRecognition
 from attention_research.training.objectives.base import Objective, build_model_config, resolve_model
 from attention_research.training.objectives.captioning import Captioning
 from attention_research.training.objectives.classification import Classification, TokenClassification
+from attention_research.training.objectives.detection import Detection
 from attention_research.training.objectives.lm import LanguageModel
 from attention_research.training.objectives.ner import NamedEntities
 from attention_research.training.objectives.sentiment import Sentiment
@@ -30,6 +31,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'summarization': Summarization,
     'segmentation': Segmentation,
     'vqa': VisualQA,
+    'detection': Detection,
 }
 
 
