@@ -23,11 +23,10 @@ def get_config(arg=None):
   if opts['decoder'] not in ('lstm', 'transformer'):
     raise ValueError(f"unknown decoder {opts['decoder']!r}; known: ['lstm', 'transformer'].")
   model = dict(name='captioner.Captioner', vocab_size=None, image_size=None, channels=None, max_length=None,
-               encoder='conv', grid=8, conv_layers=3, context_layers=2, feature_size=64, embed_size=64,
-               hidden_size=128, decoder=opts['decoder'], num_layers=2, num_heads=4, attention=opts['attention'],
-               doubly_stochastic=0.0, dropout=0.1)
+               encoder='conv', grid=4, feature_size=64, embed_size=64, hidden_size=128, decoder=opts['decoder'],
+               num_layers=2, num_heads=4, attention=opts['attention'], doubly_stochastic=1.0, dropout=0.1)
   train = dict(steps=4000, batch_size=32, log_every=100, eval_every=1000, checkpoint_every=1000)
-  optim = dict(learning_rate=2e-3, warmup_steps=200, weight_decay=0.0)
+  optim = dict(learning_rate=1e-3, warmup_steps=200, weight_decay=0.0)
   data = dict(eval_batch_size=64, eval_examples=500)
   if opts['smoke']:
     data.update(size='small', eval_batch_size=16, eval_examples=16)

@@ -86,7 +86,8 @@ class Captioning(base.Objective):
                             metrics=self.info.get('metrics', ('exact_match', 'bleu')), on_batch=score_attention)
     hits, chance, entropy, words = sums
     if words:
-      out.update(attention_hit=hits / words, attention_hit_chance=chance / words, attention_entropy=entropy / words)
+      out.update(attention_hit=float(hits / words), attention_hit_chance=float(chance / words),
+                 attention_entropy=float(entropy / words))
     return out
 
   def _alphas_fn(self, model, batch):
