@@ -51,6 +51,8 @@ class CaptionerConfig:
   image_size: int = 64  # square images [B, image_size, image_size, channels]
   channels: int = 1
   grid: int = 4  # regions per side: R = grid * grid
+  conv_layers: int = 2  # encoder 'conv': stride-2 3x3 convolutions, each halving the map and widening the view
+  context_layers: int = 0  # encoder 'conv': stride-1 3x3 convolutions after them, widening the view further
   feature_size: int = 64  # F
   embed_size: int = 64  # E (LSTM decoder)
   hidden_size: int = 128  # LSTM state H, or the transformer width D
@@ -72,6 +74,10 @@ class CaptionerConfig:
   eos_id: int = 2
 
   def __post_init__(self):
+    if not isinstance(self.conv_layers, int) or self.conv_layers < 2:
+      raise ValueError(f'conv_layers must be an int >= 2; got {self.conv_layers!r}.')
+    if not isinstance(self.context_layers, int) or self.context_layers < 0:
+      raise ValueError(f'context_layers must be an int >= 0; got {self.context_layers!r}.')
     for name in ('vocab_size', 'image_size', 'channels', 'grid', 'feature_size', 'embed_size', 'hidden_size',
                  'num_layers', 'num_heads', 'max_length'):
       check_positive(name, getattr(self, name))
@@ -81,9 +87,10 @@ class CaptionerConfig:
       raise ValueError(f'unknown encoder {self.encoder!r}; known: {ENCODERS}.')
     if self.decoder not in DECODERS:
       raise ValueError(f'unknown decoder {self.decoder!r}; known: {DECODERS}.')
-    if self.encoder == 'conv' and (self.image_size % 4 or (self.image_size // 4) % self.grid):
-      raise ValueError(f"encoder 'conv' downsamples by 4 and then pools to the grid: image_size="
-                       f'{self.image_size} must be a multiple of 4 * grid = 4 * {self.grid}.')
+    down = 2 ** self.conv_layers
+    if self.encoder == 'conv' and (self.image_size % down or (self.image_size // down) % self.grid):
+      raise ValueError(f"encoder 'conv' downsamples by {down} and then pools to the grid: image_size="
+                       f'{self.image_size} must be a multiple of {down} * grid = {down} * {self.grid}.')
     if self.encoder == 'patch' and self.image_size % self.grid:
       raise ValueError(f"encoder 'patch' cuts the image into grid x grid patches: image_size={self.image_size} "
                        f'must be a multiple of grid={self.grid}.')
@@ -126,11 +133,14 @@ class RegionEncoder(nnx.Module):
     if cfg.encoder == 'conv':
       self.conv1 = nnx.Conv(cfg.channels, max(F // 2, 1), (3, 3), strides=2, rngs=rngs)
       self.conv2 = nnx.Conv(max(F // 2, 1), F, (3, 3), strides=2, rngs=rngs)
+      self.convs = nnx.List([nnx.Conv(F, F, (3, 3), strides=2, rngs=rngs) for _ in range(cfg.conv_layers - 2)]
+                            + [nnx.Conv(F, F, (3, 3), rngs=rngs) for _ in range(cfg.context_layers)])
       self.patch = None
     else:
       p = cfg.image_size // cfg.grid
       self.patch = nnx.Conv(cfg.channels, F, (p, p), strides=p, padding='VALID', rngs=rngs)
       self.conv1 = self.conv2 = None
+      self.convs = nnx.List([])
     self.position = nnx.Param(jax.random.normal(rngs.params(), (cfg.num_regions, F)) * 0.02)
 
   def __call__(self, image):
@@ -145,6 +155,8 @@ class RegionEncoder(nnx.Module):
       x = self.patch(image)
     else:
       x = jax.nn.relu(self.conv2(jax.nn.relu(self.conv1(image))))
+      for conv in self.convs:
+        x = jax.nn.relu(conv(x))
       B, Hs, Ws, F = x.shape
       g = cfg.grid
       x = x.reshape(B, g, Hs // g, g, Ws // g, F).mean(axis=(2, 4))

@@ -169,7 +169,7 @@ def test_regularizer_zero_iff_every_region_gets_total_attention_one():
 @pytest.mark.parametrize('field, value', [
     ('encoder', 'resnet'), ('decoder', 'gru'), ('attention', 'nonexistent'), ('self_attention', 'linformer'),
     ('grid', 5), ('image_size', 30), ('hidden_size', 33), ('doubly_stochastic', -1.0), ('dropout', 1.0),
-    ('vocab_size', 0), ('pad_id', 4), ('eos_id', 16),
+    ('vocab_size', 0), ('pad_id', 4), ('eos_id', 16), ('conv_layers', 1), ('context_layers', -1),
 ])
 def test_bad_config_names_the_value(field, value):
   base = dict(TRANSFORMER_CFG) if field in ('hidden_size',) else dict(LSTM_CFG)
@@ -177,6 +177,21 @@ def test_bad_config_names_the_value(field, value):
     base['encoder'] = 'patch'  # 30 is not a multiple of grid 4
   with pytest.raises(ValueError, match=str(value)):
     CaptionerConfig(**dict(base, **{field: value}))
+
+
+@pytest.mark.parametrize('context_layers', [0, 1])
+def test_conv_region_sees_only_its_view(context_layers):
+  # Three stride-2 convolutions: 8-px regions, each a function of the 15 x 15 pixels of its view alone; each
+  # stride-1 convolution after them widens that view by one region (8 px) on every side.
+  cfg = CaptionerConfig(**dict(LSTM_CFG, grid=8, conv_layers=3, context_layers=context_layers))
+  encoder = Captioner(cfg, rngs=nnx.Rngs(0)).encoder
+  image = jax.random.uniform(jax.random.key(1), (1, 64, 64, 1))
+  assert encoder(image).shape == (1, 64, 16)
+  grad = jax.grad(lambda x: encoder(x)[0, 2 * 8 + 3].sum())(image)[0, ..., 0]  # region at row 2, column 3
+  rows, cols = np.nonzero(np.asarray(grad))
+  k = 8 * context_layers
+  assert (rows.min(), rows.max()) == (16 - k, 30 + k)
+  assert (cols.min(), cols.max()) == (24 - k, 38 + k)
 
 
 def test_bad_inputs():

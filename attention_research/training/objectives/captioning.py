@@ -1,6 +1,12 @@
 """Image captioning (Show, Attend and Tell): cross-entropy plus the model's doubly stochastic attention
 regulariser; generated captions scored with the task's text metrics, and the attention of each word
-that names a digit scored against the cell where that digit really is."""
+that names a digit scored against the cell where that digit really is.
+
+Attention metrics, teacher-forced, over the caption words that name a digit:
+  attention_hit         how often the word's attention peaks on a region whose centre lies in the digit's cell
+  attention_hit_chance  the same for a peak drawn uniformly over the regions: the mean share of regions in the cell
+  attention_entropy     entropy of the word's attention over the R regions / log R (1 = uniform)
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ class Captioning(base.Objective):
 
   kind = 'captioning'
   Options = GenerationOptions
-  metric_names = (('bleu', 'max'), ('exact_match', 'max'), ('attention_hit', 'max'), ('token_accuracy', 'max'),
+  metric_names = (('bleu', 'max'), ('exact_match', 'max'), ('attention_hit', 'max'),
+                  ('attention_hit_chance', 'max'), ('attention_entropy', 'min'), ('token_accuracy', 'max'),
                   ('loss', 'min'))
 
   def model_defaults(self):
@@ -48,7 +55,9 @@ class Captioning(base.Objective):
     logits, alphas = model(batch['image'], shift_right(caption, self.info.get('bos_id', 1)), deterministic=True)
     tokens, _ = model.generate(batch['image'], max_length=self.decode_length, beam_size=self.options.beam_size,
                                alpha=self.options.length_penalty)
-    return (tokens,) + teacher_forced(logits, caption) + (jnp.argmax(alphas, -1),)
+    alphas = alphas.astype(jnp.float32)
+    entropy_BT = -jnp.sum(alphas * jnp.log(jnp.maximum(alphas, 1e-30)), -1) / jnp.log(jnp.float32(alphas.shape[-1]))
+    return (tokens,) + teacher_forced(logits, caption) + (jnp.argmax(alphas, -1), entropy_BT)
 
   def region_cells(self, model) -> np.ndarray | None:
     """The data grid cell that holds the centre of each of the model's regions (both row-major)."""
@@ -61,21 +70,24 @@ class Captioning(base.Objective):
 
   def evaluate(self, model, batches):
     to_cell = self.region_cells(model)
-    named_cells = [0.0, 0.0]  # words that name a digit whose attention peaks on its cell, all such words
+    # Sums over the words that name a digit: peaks on its cell, chance of that, entropy, and the count.
+    sums = np.zeros(4)
 
-    def score_attention(batch, n, focus):
+    def score_attention(batch, n, focus, entropy):
       if 'token_cells' in batch and to_cell is not None:
         # Teacher-forced: the word at t is predicted while attending most to region focus[t].
         true_cells = np.asarray(batch['token_cells'])[:n]
         named = true_cells >= 0
-        named_cells[0] += float(((to_cell[focus] == true_cells) & named).sum())
-        named_cells[1] += float(named.sum())
+        share = (to_cell[None, :] == true_cells[named][:, None]).mean(-1)  # regions lying in each word's cell
+        sums[:] += (float(((to_cell[focus] == true_cells) & named).sum()), float(share.sum()),
+                    float(entropy[named].sum()), float(named.sum()))
 
     out = score_generations(self, model, batches, name='caption', fn=self._eval_fn, target_key='caption',
                             metrics=self.info.get('metrics', ('exact_match', 'bleu')), on_batch=score_attention)
-    hits, cells = named_cells
-    if cells:
-      out['attention_hit'] = hits / cells
+    hits, chance, entropy, words = sums
+    if words:
+      out.update(attention_hit=float(hits / words), attention_hit_chance=float(chance / words),
+                 attention_entropy=float(entropy / words))
     return out
 
   def _alphas_fn(self, model, batch):
