@@ -27,7 +27,7 @@ def test_every_variant_runs_with_gradients(variant):
   layer = layer_for(variant, num_kv_heads=2)
   def loss(model, x):
     return jnp.mean(model(x) ** 2)
-  value, grads = nnx.value_and_grad(loss)(layer, x_input())
+  value, grads = nnx.jit(nnx.value_and_grad(loss))(layer, x_input())
   assert np.isfinite(float(value))
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
 
