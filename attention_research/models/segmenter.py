@@ -26,7 +26,7 @@ from flax.core import FrozenDict
 from attention_research import attention
 from attention_research.models._checks import check_positive
 from attention_research.models.transformer import TransformerConfig, TransformerStack
-from attention_research.models.vit import ViTConfig
+from attention_research.models.vit import ViTConfig, embed_patches, patch_embedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,12 +109,8 @@ class Segmenter(nnx.Module):
   def __init__(self, cfg: SegmenterConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
     vit = cfg.vit_config()
-    (ph, pw), D = cfg.patch_size, cfg.d_model
-    if cfg.patch_embedding == 'conv':
-      self.patch_embed = nnx.Conv(cfg.channels, D, kernel_size=(ph, pw), strides=(ph, pw), padding='VALID',
-                                  rngs=rngs)
-    else:
-      self.patch_embed = nnx.Linear(ph * pw * cfg.channels, D, rngs=rngs)
+    D = cfg.d_model
+    self.patch_embed = patch_embedding(cfg, rngs=rngs)
     self.encoder = TransformerStack(vit.encoder_config(), cfg.num_layers, rngs=rngs)
     self.class_tokens = nnx.Param(jax.random.normal(rngs.params(), (1, cfg.num_classes, D)) * 0.02)
     self.decoder = TransformerStack(cfg.decoder_config(), cfg.decoder_layers, cross=True, rngs=rngs)
@@ -124,16 +120,7 @@ class Segmenter(nnx.Module):
 
   def patches(self, image):
     """image [B, H, W, C] -> patch embeddings [B, P, D] in raster order."""
-    cfg = self.cfg
-    (H, W), C = cfg.image_size, cfg.channels
-    if image.ndim != 4 or tuple(image.shape[1:]) != (H, W, C):
-      raise ValueError(f'expected images [B, {H}, {W}, {C}]; got shape {image.shape}.')
-    image = jnp.asarray(image, jnp.float32)
-    B, (gh, gw), (ph, pw) = image.shape[0], cfg.grid, cfg.patch_size
-    if cfg.patch_embedding == 'conv':
-      return self.patch_embed(image).reshape(B, gh * gw, cfg.d_model)
-    x = image.reshape(B, gh, ph, gw, pw, C).transpose(0, 1, 3, 2, 4, 5).reshape(B, gh * gw, ph * pw * C)
-    return self.patch_embed(x)
+    return embed_patches(self.cfg, self.patch_embed, image)
 
   def patch_masks(self, image, *, deterministic: bool = True):
     """image [B, H, W, C] -> class scores per patch [B, gh, gw, K] (before upsampling)."""

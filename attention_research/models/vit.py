@@ -83,6 +83,28 @@ class ViTConfig:
         pooling=self.pooling)
 
 
+def patch_embedding(cfg, *, rngs: nnx.Rngs) -> nnx.Module:
+  """The patch embedding cfg.patch_embedding names ('conv' or 'linear'), for any config with the ViT's image and
+  patch fields (ViTConfig, SegmenterConfig)."""
+  ph, pw = cfg.patch_size
+  if cfg.patch_embedding == 'conv':
+    return nnx.Conv(cfg.channels, cfg.d_model, kernel_size=(ph, pw), strides=(ph, pw), padding='VALID', rngs=rngs)
+  return nnx.Linear(ph * pw * cfg.channels, cfg.d_model, rngs=rngs)
+
+
+def embed_patches(cfg, patch_embed: nnx.Module, image):
+  """image [B, H, W, C] -> patch embeddings [B, P, D] in raster order, through patch_embedding(cfg)'s module."""
+  (H, W), C = cfg.image_size, cfg.channels
+  if image.ndim != 4 or tuple(image.shape[1:]) != (H, W, C):
+    raise ValueError(f'expected images [B, {H}, {W}, {C}]; got shape {image.shape}.')
+  image = jnp.asarray(image, jnp.float32)
+  B, (gh, gw), (ph, pw) = image.shape[0], cfg.grid, cfg.patch_size
+  if cfg.patch_embedding == 'conv':
+    return patch_embed(image).reshape(B, gh * gw, cfg.d_model)
+  x = image.reshape(B, gh, ph, gw, pw, C).transpose(0, 1, 3, 2, 4, 5).reshape(B, gh * gw, ph * pw * C)
+  return patch_embed(x)
+
+
 class ViT(nnx.Module):
   """image [B, H, W, C] -> logits [B, num_classes]."""
 
@@ -90,12 +112,7 @@ class ViT(nnx.Module):
 
   def __init__(self, cfg: ViTConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
-    ph, pw = cfg.patch_size
-    if cfg.patch_embedding == 'conv':
-      self.patch_embed = nnx.Conv(cfg.channels, cfg.d_model, kernel_size=(ph, pw), strides=(ph, pw),
-                                  padding='VALID', rngs=rngs)
-    else:
-      self.patch_embed = nnx.Linear(ph * pw * cfg.channels, cfg.d_model, rngs=rngs)
+    self.patch_embed = patch_embedding(cfg, rngs=rngs)
     if cfg.pooling == 'cls':
       self.cls_token = nnx.Param(jnp.zeros((1, 1, cfg.d_model)))
     self.encoder = TransformerStack(cfg.encoder_config(), cfg.num_layers, rngs=rngs)
@@ -103,16 +120,7 @@ class ViT(nnx.Module):
 
   def patches(self, image):
     """image [B, H, W, C] -> patch embeddings [B, P, D] in raster order."""
-    cfg = self.cfg
-    (H, W), C = cfg.image_size, cfg.channels
-    if image.ndim != 4 or tuple(image.shape[1:]) != (H, W, C):
-      raise ValueError(f'expected images [B, {H}, {W}, {C}]; got shape {image.shape}.')
-    image = jnp.asarray(image, jnp.float32)
-    B, (gh, gw), (ph, pw) = image.shape[0], cfg.grid, cfg.patch_size
-    if cfg.patch_embedding == 'conv':
-      return self.patch_embed(image).reshape(B, gh * gw, cfg.d_model)
-    x = image.reshape(B, gh, ph, gw, pw, C).transpose(0, 1, 3, 2, 4, 5).reshape(B, gh * gw, ph * pw * C)
-    return self.patch_embed(x)
+    return embed_patches(self.cfg, self.patch_embed, image)
 
   def __call__(self, image, *, deterministic: bool = True):
     """image [B, H, W, C] -> logits [B, C]; layers.capture_attention reads {'self': [per-layer [B, N, P', P']]},
