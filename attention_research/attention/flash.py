@@ -5,7 +5,8 @@ attention skips the key blocks above the diagonal instead of computing and maski
 
 On a GPU, half-precision inputs that cuDNN's fused attention accepts go to
 `jax.nn.dot_product_attention(implementation='cudnn')`; everything else, and every CPU call, runs the
-blocked kernel.
+blocked kernel. A few query rows (T * N <= 64: a decoding step) take the dense form, whose scores are only
+[N, T, S] and which reads the key/value cache in place.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from attention_research.attention import _blocked, _checks
-from attention_research.attention._dense import reference
+from attention_research.attention._dense import FEW_QUERY_ROWS, reference
 
 # cuDNN's fused attention: 16-bit inputs, head sizes up to 128 in steps of 8.
 _CUDNN_DTYPES = (jnp.float16, jnp.bfloat16)
@@ -75,5 +76,10 @@ def flash(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_
     out = _cudnn(q, k, v, bias, is_causal, scale, d)
     if out is not None:
       return out
+  if block_q is None and block_k is None and d.T * d.N <= FEW_QUERY_ROWS:
+    # A decoding step: one query block would visit every key block in a loop, while the dense form reads the
+    # cache once in place (see _dense.few_queries); its scores are only [N, T, S].
+    return reference(q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale, sinks=sinks,
+                     logit_soft_cap=logit_soft_cap)
   return _blocked.blocked_attention(q, k, v, d, mask=mask, bias=bias, scale=scale, is_causal=is_causal,
                                     block_q=block_q, block_k=block_k, sinks=sinks, soft_cap=logit_soft_cap)

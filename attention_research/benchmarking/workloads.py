@@ -34,7 +34,7 @@ LENGTHS = {
     'dense': ((1024, 4096, 16384), (1024,)),
     'gqa': ((4096,), (1024,)),
     'local': ((4096, 16384), (4096,)),
-    'decode': ((4096,), (4096,)),  # key/value cache lengths; one query
+    'decode': ((4096, 16384), (4096,)),  # key/value cache lengths; one query, all heads and grouped (K=2)
     'linear': ((1024, 4096, 16384, 65536), (1024, 4096)),
     'memory': ((32768,), (32768,)),
     'layers': ((1024,), (256,)),
@@ -224,7 +224,8 @@ def groups(workloads, variants, *, dtype=jnp.float32, quick=False, lengths=None)
         out.append(_attention_group(w, Shape(L, L, window=window), FWD, keep('local', 'flash'), dtype,
                                     torch=False))
       elif w == 'decode':
-        out.append(_attention_group(w, Shape(1, L), FWD, keep('flash', 'dot_product'), dtype))
+        for name, kv_heads in (('decode', 8), ('decode:gqa', GQA_KV_HEADS)):
+          out.append(_attention_group(name, Shape(1, L, K=kv_heads), FWD, keep('flash', 'dot_product'), dtype))
       elif w == 'linear':
         exact = keep('flash') if L <= MAX_EXACT_LENGTH else []
         out.append(_attention_group(w, Shape(L, L), FWD, keep('linear', 'performer') + exact, dtype,
