@@ -35,6 +35,8 @@ _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16', 'float16'
 _QUICK = flags.DEFINE_bool('quick', False, 'Small sizes: every workload in under two minutes.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repeats per case (median reported).', lower_bound=1)
 _LENGTHS = flags.DEFINE_list('lengths', None, 'Override every workload\'s sequence lengths (e.g. 128,1024).')
+_HEAD_DIM = flags.DEFINE_integer('head_dim', 64, 'Head size of the attention workloads (dense, gqa, local, '
+                                 'decode, linear, memory).', lower_bound=1)
 _CASE_BUDGET = flags.DEFINE_float('case_budget_s', 120.0, 'recurrent workload: skip a case whose warm-up and '
                                   'repeats, extrapolated from its last length, would take longer (seconds).')
 _OUT_DIR = flags.DEFINE_string('out_dir', 'benchmark_results', 'Directory for the table, CSV, JSON and plot.')
@@ -66,7 +68,7 @@ def main(argv):
     return
   rows, summary = benchmarking.run(names, _VARIANTS.value, dtype=jnp.dtype(_DTYPE.value),
                                    quick=_QUICK.value, repeats=_REPEATS.value, lengths=lengths,
-                                   case_budget_s=_CASE_BUDGET.value)
+                                   case_budget_s=_CASE_BUDGET.value, head_dim=_HEAD_DIM.value)
   table = report.write_all(rows, summary, _OUT_DIR.value)
   print('\n' + table + '\n')
   if summary['matmul_gflops_median']:

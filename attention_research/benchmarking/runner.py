@@ -74,7 +74,7 @@ def _build(name, build, limited):
 
 
 def run(workload_names, variant_names, *, dtype=jnp.float32, quick=False, repeats=5, lengths=None, log=print,
-        case_budget_s=CASE_BUDGET_S):
+        case_budget_s=CASE_BUDGET_S, head_dim=64):
   """Benchmarks every group; returns (rows, summary)."""
   rows = []
   history = {}  # (workload, pass, case) -> (T, median seconds) of its last timed length
@@ -82,7 +82,8 @@ def run(workload_names, variant_names, *, dtype=jnp.float32, quick=False, repeat
   if torch_missing:
     log(baselines.TORCH_MISSING)
   mm_case = matmul_flops = None
-  for group in workloads.groups(workload_names, variant_names, dtype=dtype, quick=quick, lengths=lengths):
+  for group in workloads.groups(workload_names, variant_names, dtype=dtype, quick=quick, lengths=lengths,
+                                head_dim=head_dim):
     s = group.shape
     log(f'{group.workload} {group.pass_} T={s.T} S={s.S}{" causal" if s.causal else ""}: '
         f'{", ".join(group.cases)}')

@@ -14,6 +14,7 @@ is an effective rate.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -199,8 +200,10 @@ def _layer_group(kind: str, T: int, variants, dtype):
   return Group(f'layers:{label}', TRAIN, Shape(T=T, S=T, B=LAYER_BATCH), None, cases)
 
 
-def groups(workloads, variants, *, dtype=jnp.float32, quick=False, lengths=None) -> list[Group]:
-  """Every Group of the chosen workloads; `variants` filters the project's variants, lengths override."""
+def groups(workloads, variants, *, dtype=jnp.float32, quick=False, lengths=None, head_dim=64) -> list[Group]:
+  """Every Group of the chosen workloads; `variants` filters the project's variants, lengths override;
+  head_dim applies to the attention workloads (dense, gqa, local, decode, linear, memory)."""
+  attention_shape = functools.partial(Shape, H=head_dim)
   unknown = sorted(set(workloads) - set(WORKLOADS))
   if unknown:
     raise ValueError(f'unknown workloads {unknown}; known: {WORKLOADS}.')
@@ -215,23 +218,24 @@ def groups(workloads, variants, *, dtype=jnp.float32, quick=False, lengths=None)
       if w == 'dense':
         for pass_ in (FWD, FWD_BWD):
           for causal in (False, True):
-            out.append(_attention_group(w, Shape(L, L, causal=causal), pass_, keep('flash'), dtype))
+            out.append(_attention_group(w, attention_shape(L, L, causal=causal), pass_, keep('flash'), dtype))
       elif w == 'gqa':
         for pass_ in (FWD, FWD_BWD):
-          out.append(_attention_group(w, Shape(L, L, K=GQA_KV_HEADS), pass_, keep('flash'), dtype))
+          out.append(_attention_group(w, attention_shape(L, L, K=GQA_KV_HEADS), pass_, keep('flash'), dtype))
       elif w == 'local':
         window = min(LOCAL_WINDOW, L)
-        out.append(_attention_group(w, Shape(L, L, window=window), FWD, keep('local', 'flash'), dtype,
+        out.append(_attention_group(w, attention_shape(L, L, window=window), FWD, keep('local', 'flash'), dtype,
                                     torch=False))
       elif w == 'decode':
         for name, kv_heads in (('decode', 8), ('decode:gqa', GQA_KV_HEADS)):
-          out.append(_attention_group(name, Shape(1, L, K=kv_heads), FWD, keep('flash', 'dot_product'), dtype))
+          out.append(_attention_group(name, attention_shape(1, L, K=kv_heads), FWD, keep('flash', 'dot_product'),
+                                      dtype))
       elif w == 'linear':
         exact = keep('flash') if L <= MAX_EXACT_LENGTH else []
-        out.append(_attention_group(w, Shape(L, L), FWD, keep('linear', 'performer') + exact, dtype,
+        out.append(_attention_group(w, attention_shape(L, L), FWD, keep('linear', 'performer') + exact, dtype,
                                     torch=False, jax_nn=False))
       elif w == 'memory':
-        shape = Shape(L, L)
+        shape = attention_shape(L, L)
         cases = {n: _attention_case(variant_fn(n, shape), shape, MEMORY, dtype, compile_only=True)
                  for n in keep('flash')}
         cases['jax.nn'] = _jax_nn_case(shape, MEMORY, dtype, compile_only=True)

@@ -20,7 +20,7 @@ def run_main(tmp_path):
 
 
 def test_tiny_run_writes_table_csv_json_and_plot(run_main):
-  out, printed = run_main('--workloads=dense,decode,memory', '--lengths=128')
+  out, printed = run_main('--workloads=dense,decode,memory', '--lengths=128', '--head_dim=32')
   md = (out / 'benchmark.md').read_text()
   header = md.splitlines()[0]
   for _, name in report.COLUMNS:
@@ -108,3 +108,13 @@ def test_recurrent_crossover_is_the_shortest_length_that_beats_flash():
   rows = [row('flash', 1024, 10.0), row('flash', 4096, 100.0), row('ssd', 1024, 20.0), row('ssd', 4096, 40.0),
           row('gla', 1024, 30.0), row('gla', 4096, 200.0)]
   assert report.recurrent_crossovers(rows) == {workloads.FWD: {'ssd': 4096, 'gla': None}}
+
+
+def test_gpu_check_runs_its_cases_on_the_cpu_paths():
+  from experiments import gpu_check  # pylint: disable=g-import-not-at-top
+  all_cases = gpu_check.cases(16, 8)
+  for name in ('causal', 'decode T=1'):
+    T, K, options = all_cases[name]
+    result = gpu_check.check(name, T, K, options, 16, 8)
+    assert result['ok'] and 0 < result['worst error / tolerance'] <= 1, result
+    assert result['path'] == ('decoding form' if T == 1 else 'blocked kernel'), result
