@@ -26,6 +26,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from attention_research.attention import positional
 from attention_research.benchmarking import baselines, timing
 from attention_research.models import transformer
 
@@ -37,6 +38,11 @@ def _batch(L: int, seed: int = 0):
   rng = np.random.default_rng(seed)
   tokens = rng.integers(3, VOCAB, size=(BATCH, L)).astype(np.int32)  # no padding: pooling is a plain mean
   return tokens, rng.integers(0, CLASSES, size=(BATCH,)).astype(np.int32)
+
+
+def _sinusoidal_table(torch, length: int):
+  """The project's own position table (attention.positional.sinusoidal) as a torch buffer."""
+  return torch.from_numpy(np.array(positional.sinusoidal(length, WIDTH)))
 
 
 def jax_step(L: int, variant: str) -> tuple[timing.Prepared, int]:
@@ -82,9 +88,7 @@ def torch_step(L: int) -> tuple[timing.Prepared | str, int | None]:
           x, approximate='tanh'), batch_first=True, norm_first=True)
       self.stack = nn.TransformerEncoder(layer, LAYERS, norm=nn.LayerNorm(WIDTH), enable_nested_tensor=False)
       self.head = nn.Linear(WIDTH, CLASSES)
-      pos = np.arange(L)[:, None] / 10000 ** (np.arange(0, WIDTH, 2) / WIDTH)
-      table = np.concatenate([np.sin(pos), np.cos(pos)], axis=-1).astype(np.float32)
-      self.register_buffer('positions', torch.from_numpy(table))
+      self.register_buffer('positions', _sinusoidal_table(torch, L))
 
     def forward(self, tokens):
       x = self.embed(tokens) * math.sqrt(WIDTH) + self.positions[:tokens.shape[1]]
@@ -135,8 +139,6 @@ def table(rows: list[dict]) -> str:
   return '\n'.join(lines)
 
 
-
-
 def jax_decode(new_tokens: int, variant: str) -> tuple[timing.Prepared, int]:
   cfg = transformer.TransformerConfig(vocab_size=VOCAB, d_model=WIDTH, num_heads=HEADS, num_decoder_layers=LAYERS,
                                       mlp_dim=MLP, max_length=new_tokens + 1, attention=variant)
@@ -179,9 +181,7 @@ def torch_decode(new_tokens: int) -> tuple[timing.Prepared | str, int | None]:
       self.embed = nn.Embedding(VOCAB, WIDTH)
       self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
       self.norm = nn.LayerNorm(WIDTH)
-      pos = np.arange(new_tokens + 1)[:, None] / 10000 ** (np.arange(0, WIDTH, 2) / WIDTH)
-      self.register_buffer('positions', torch.from_numpy(
-          np.concatenate([np.sin(pos), np.cos(pos)], axis=-1).astype(np.float32)))
+      self.register_buffer('positions', _sinusoidal_table(torch, new_tokens + 1))
 
     def generate(self, first):
       caches = [(torch.empty(BATCH, HEADS, new_tokens, H), torch.empty(BATCH, HEADS, new_tokens, H))
