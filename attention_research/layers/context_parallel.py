@@ -60,7 +60,7 @@ def _check(info: attention.Variant, kwargs: dict, size: int):
 def _key_padding(mask, batch_shape, S):
   """mask broadcastable to [..., N, T, S] that varies over keys only -> bool [*batch_shape, S]."""
   mask = jnp.asarray(mask)
-  if mask.ndim >= 2 and mask.shape[-2] != 1 or mask.ndim >= 3 and mask.shape[-3] != 1:
+  if (mask.ndim >= 2 and mask.shape[-2] != 1) or (mask.ndim >= 3 and mask.shape[-3] != 1):
     raise ValueError(f'attention.ring under a sequence mesh takes key padding masks ([B, 1, 1, S]) only; got a '
                      f'mask of shape {mask.shape} that varies over heads or queries.')
   lead = mask.shape[:-3] if mask.ndim >= 3 else ()

@@ -9,9 +9,13 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from attention_research import attention
 from attention_research.layers import context_parallel
 from attention_research.training.sharding import DataParallel
 
@@ -105,3 +109,15 @@ def test_sequence_axis_of_the_mesh():
     DataParallel(jax.devices() * 8, sequence=3)
   assert context_parallel.ring_variants() == ['dot_product', 'flash']
   assert context_parallel.sequence_devices() == 1  # no mesh set
+
+
+def test_what_has_no_ring_form_raises():
+  q = jnp.zeros((1, 4, 2, 8))
+  with jax.set_mesh(Mesh(np.asarray(jax.devices()[:1]), ('sequence',))):  # checks run before any ring step
+    assert context_parallel.sequence_devices() == 1
+    with pytest.raises(ValueError, match=r"variant 'linear' has no ring form. Supported variants: \['dot_product'"):
+      context_parallel.attend(attention.get('linear'), q, q, q)
+    with pytest.raises(ValueError, match=r"got \['bias', 'sinks'\]"):
+      context_parallel.attend(attention.get('dot_product'), q, q, q, bias=jnp.zeros((2, 4, 4)), sinks=jnp.zeros(2))
+    with pytest.raises(ValueError, match=r'key padding masks .* got a mask of shape \(1, 1, 4, 4\)'):
+      context_parallel.attend(attention.get('flash'), q, q, q, mask=jnp.ones((1, 1, 4, 4), bool))
