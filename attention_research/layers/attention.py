@@ -10,6 +10,7 @@ from flax import nnx
 
 from attention_research import attention
 from attention_research.attention import positional
+from attention_research.layers import context_parallel
 from attention_research.layers.capture import NAME, capturing
 from attention_research.layers.options import freeze_options
 from attention_research.layers.short_conv import ShortConvolution, check_kernel_size
@@ -32,7 +33,9 @@ class MultiHeadAttention(nnx.Module):
   The variant's own parameters, extra call arguments and cached decoding step come from its registry hooks
   (attention.registry), so this layer works the same way for every registered variant. A variant that only runs
   causally (registry fact bidirectional=False, e.g. a recurrence) runs causally even when is_causal is False, and
-  decodes with its O(1) recurrent state instead of a key/value cache.
+  decodes with its O(1) recurrent state instead of a key/value cache. Under a mesh with a 'sequence' axis
+  (jax.set_mesh; training's config.train.sequence), attention over the split sequence runs as attention.ring
+  (layers.context_parallel).
 
   Args:
     num_heads: query heads N.
@@ -241,7 +244,10 @@ class MultiHeadAttention(nnx.Module):
       result = self.info.decode_step(self.info.fn, q, k, v, index=index, mask=mask, return_weights=want, **kw)
     else:
       is_causal = is_causal or not self.info.bidirectional
-      result = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=want, **kw)
+      if not want and context_parallel.sequence_devices() > 1:  # weights need the whole matrix: not split then
+        result = context_parallel.attend(self.info, q, k, v, mask=mask, is_causal=is_causal, **kw)
+      else:
+        result = self.info.fn(q, k, v, mask=mask, is_causal=is_causal, return_weights=want, **kw)
     out, weights = result if want else (result, None)
     if capturing(self):
       self.sow(nnx.Intermediate, NAME, weights)

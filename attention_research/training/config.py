@@ -100,6 +100,9 @@ class TrainConfig:
   allow_changes: str = ''
   # Devices that split the parameters and optimiser state (the mesh's 'fsdp' axis; the rest is 'data').
   fsdp: int = 1
+  # Devices that split each sequence (the mesh's 'sequence' axis, context parallelism; exact attention runs as
+  # attention.ring). 1: none.
+  sequence: int = 1
 
   def __post_init__(self):
     _int('train.steps', self.steps, 1)
@@ -109,6 +112,7 @@ class TrainConfig:
     _int('train.checkpoint_every', self.checkpoint_every, 0)
     _int('train.keep_checkpoints', self.keep_checkpoints, 1)
     _int('train.fsdp', self.fsdp, 1)
+    _int('train.sequence', self.sequence, 1)
     if not isinstance(self.restart, bool):
       _fail('train.restart', self.restart, 'must be True or False')
     if not isinstance(self.allow_changes, str):

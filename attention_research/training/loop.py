@@ -44,9 +44,9 @@ class WorkdirError(ValueError):
 # schedule is then laid over the new number of steps), how often to log / evaluate / save, and what and where
 # to evaluate. Every other field changes what the checkpoints mean and is refused.
 RESUMABLE_FIELDS = ('name', 'compare.', 'train.steps', 'train.log_every', 'train.eval_every', 'train.fsdp',
-                    'train.checkpoint_every', 'train.keep_checkpoints', 'train.restart', 'train.allow_changes',
-                    'data.data_dir', 'data.eval_split', 'data.test_split', 'data.eval_batch_size',
-                    'data.eval_examples')
+                    'train.sequence', 'train.checkpoint_every', 'train.keep_checkpoints', 'train.restart',
+                    'train.allow_changes', 'data.data_dir', 'data.eval_split', 'data.test_split',
+                    'data.eval_batch_size', 'data.eval_examples')
 # A checkpoint whose parameters give a loss this many times the loss of the untrained model (the run's first
 # step) has diverged, though finite: it is discarded rather than committed, so that it is never resumed.
 DIVERGED_LOSS_FACTOR = 10.0
@@ -209,7 +209,7 @@ def _objective(task, options: dict):
 def _step_key(objective, graphdef, cfg: ExperimentConfig, vmap: bool, dp: DataParallel):
   static_optim = {k: v for k, v in dataclasses.asdict(cfg.optim).items() if k not in optim.SWEEPABLE}
   return (id(objective), graphdef, json.dumps(static_optim, sort_keys=True), cfg.optim.grad_clip_norm > 0,
-          cfg.train.steps, vmap, tuple(dp.mesh.devices.flat), dp.fsdp)
+          cfg.train.steps, vmap, tuple(dp.mesh.devices.flat), dp.fsdp, dp.sequence)
 
 
 def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None = None, vmap: bool = False,
@@ -239,7 +239,7 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
   _check_split(task, 'train', 'task (train split)')
   _check_split(task, cfg.data.eval_split, 'data.eval_split')
   _check_split(task, cfg.data.test_split, 'data.test_split')
-  dp = DataParallel(devices, fsdp=cfg.train.fsdp)
+  dp = DataParallel(devices, fsdp=cfg.train.fsdp, sequence=cfg.train.sequence)
   dp.check_batch_size(cfg.train.batch_size)
   eval_bs = -(-cfg.data.eval_batch_size // dp.num_devices) * dp.num_devices
   # Across hosts, evaluation outputs split over other processes' devices could not be read back here: every
@@ -323,8 +323,9 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
     return step_lib.merge_model(graphdef, s.params, rng_state, s.rest)
 
   def evaluate(split: str) -> list[dict[str, float]]:
-    return [objective.evaluate(model_of(i), eval_batches(task, split, eval_bs, cfg.data.eval_examples))
-            for i in range(len(members))]
+    with dp.context():
+      return [objective.evaluate(model_of(i), eval_batches(task, split, eval_bs, cfg.data.eval_examples))
+              for i in range(len(members))]
 
   def non_finite(what: str) -> NonFiniteLossError:
     where = (f'the last good checkpoint is step {last_good} in {ckpt.directory}' if last_good is not None
@@ -355,7 +356,8 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
         break
       raw = [next(it) for it in iters]
       batch = dp.put_batch(seeds.stack_batches(raw) if vmap else raw[0], 1 if vmap else 0)
-      state, metrics = train_step(state, batch)
+      with dp.context():  # a sequence axis: attention layers trace as attention.ring
+        state, metrics = train_step(state, batch)
       step += 1
       pending.append((step, metrics))
       if step == 1:
