@@ -13,6 +13,7 @@ same way ({'self': [per-layer [B, N, T, S]], 'cross': [...], ...}). Pass a deter
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -57,6 +58,42 @@ def _perturbations(deltas: dict[tuple, Any]) -> nnx.State:
                               for path, d in deltas.items()])
 
 
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _is_graph_node(x) -> bool:
+  return isinstance(x, (nnx.Pytree, nnx.Variable))
+
+
+def _split_arguments(args, kwargs):
+  """(arrays, static) with the arrays of (args, kwargs) apart from the rest (tree structure, plain values), or
+  None when some value is neither (a module, an unhashable object): then the caller runs fn op by op."""
+  leaves, tree = jax.tree.flatten((args, kwargs), is_leaf=_is_graph_node)
+  is_array = [isinstance(x, (jax.Array, np.ndarray)) for x in leaves]
+  if not all(a or isinstance(x, _PLAIN) for x, a in zip(leaves, is_array)):
+    return None
+  return [x for x, a in zip(leaves, is_array) if a], (tree, tuple(None if a else x for x, a in zip(leaves, is_array)))
+
+
+def _join_arguments(arrays, static):
+  tree, plain = static
+  arrays = iter(arrays)
+  return jax.tree.unflatten(tree, [next(arrays) if x is None else x for x in plain])
+
+
+def _compilable(fn, args, kwargs):
+  """_split_arguments's (arrays, static), or None where fn cannot be a static argument: a module, or a method
+  bound to one (it would reach the module outside the compiled copy)."""
+  bound = getattr(fn, '__self__', None)
+  if _is_graph_node(fn) or _is_graph_node(bound):
+    return None
+  try:
+    hash(fn)
+  except TypeError:
+    return None
+  return _split_arguments(args, kwargs)
+
+
 def attention_weights(fn: Callable, model: nnx.Module, *args, **kwargs) -> tuple[Any, dict[tuple, np.ndarray]]:
   """(fn's output, {module path: weights [B, N, T, S]}) of every attention layer that ran."""
   out, sown = nnx.capture(fn, nnx.Intermediate)(model, *args, **kwargs)
@@ -69,16 +106,31 @@ def attention_gradients(fn: Callable, model: nnx.Module, *args, **kwargs) -> tup
   _, zeros = nnx.capture(fn, nnx.Perturbation)(model, *args, **kwargs)
   if not _by_module(zeros, last=False):
     raise ValueError('fn ran no attention layer that takes perturbations (layers.MultiHeadAttention).')
+  split = _compilable(fn, args, kwargs)
+  if split is None:
+    (out, sown), grads = _value_and_grad(fn, model, zeros, args, kwargs)
+  else:
+    (out, sown), grads = _compiled_value_and_grad(fn, model, zeros, *split)
+  maps = grouped({p: w for p, w in _by_module(sown, last=True).items()})
+  return float(out), maps, grouped(_by_module(grads, last=False))
 
+
+def _value_and_grad(fn, model, zeros, args, kwargs):
   def value(model, perturbations):
     out, sown = nnx.capture(fn, nnx.Intermediate, init=perturbations)(model, *args, **kwargs)
     if jnp.ndim(out) != 0:
       raise ValueError(f'attention_gradients needs fn to return a scalar; got shape {jnp.shape(out)}.')
     return out, sown
 
-  (out, sown), grads = nnx.value_and_grad(value, argnums=1, has_aux=True)(model, zeros)
-  maps = grouped({p: w for p, w in _by_module(sown, last=True).items()})
-  return float(out), maps, grouped(_by_module(grads, last=False))
+  return nnx.value_and_grad(value, argnums=1, has_aux=True)(model, zeros)
+
+
+# Only the gradient pass is compiled (fn static, its array arguments traced): op-by-op autodiff of a model is
+# several times slower than one program, while the forward passes of run_with_attention reuse the cached
+# compilations of single ops from call to call and compiling them costs more than it saves on small models.
+@functools.partial(nnx.jit, static_argnums=(0, 4))
+def _compiled_value_and_grad(fn, model, zeros, arrays, static):
+  return _value_and_grad(fn, model, zeros, *_join_arguments(arrays, static))
 
 
 def input_gradients(fn: Callable, inputs) -> tuple[float, np.ndarray]:

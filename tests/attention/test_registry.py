@@ -1,5 +1,7 @@
 """Properties every registered variant must have, whatever its algorithm."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +19,14 @@ def call(name, q, k, v, **kw):
   return attention.get(name)(q, k, v, **variant_kwargs(name, q, k, v), **kw)
 
 
+@functools.lru_cache(maxsize=None)
+def compiled(name, return_weights=False):
+  """call(name, q, k, v) as one compiled program, shared by the tests of a variant (one compile per shape): op-by-op
+  dispatch of the recurrent and blocked variants costs several times their compile. Eagerness itself is checked
+  by test_jit_equals_eager."""
+  return jax.jit(lambda q, k, v: call(name, q, k, v, return_weights=return_weights))
+
+
 def test_unknown_variant_lists_known_ones():
   with pytest.raises(ValueError, match='known variants.*dot_product'):
     attention.get('softmax_but_faster')
@@ -32,7 +42,7 @@ def test_registry_facts_are_consistent():
 def test_jit_equals_eager(name, qkv):
   q, k, v = qkv()
   eager = call(name, q, k, v)
-  jitted = jax.jit(lambda q, k, v: call(name, q, k, v))(q, k, v)
+  jitted = compiled(name)(q, k, v)
   assert eager.shape == q.shape[:-1] + (v.shape[-1],)
   np.testing.assert_allclose(eager, jitted, atol=2e-5, rtol=2e-5)
 
@@ -40,16 +50,16 @@ def test_jit_equals_eager(name, qkv):
 @pytest.mark.parametrize('name', NAMES)
 def test_vmap_over_leading_axis_equals_batched_call(name, qkv):
   q, k, v = qkv()
-  batched = call(name, q, k, v)
-  mapped = jax.vmap(lambda q, k, v: call(name, q[None], k[None], v[None])[0])(q, k, v)
+  batched = compiled(name)(q, k, v)
+  mapped = jax.jit(jax.vmap(lambda q, k, v: call(name, q[None], k[None], v[None])[0]))(q, k, v)
   np.testing.assert_allclose(batched, mapped, atol=2e-5, rtol=2e-5)
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_extra_leading_dims(name, qkv):
   q, k, v = qkv(B=4)
-  flat = call(name, q, k, v)
-  nested = call(name, *(x.reshape((2, 2) + x.shape[1:]) for x in (q, k, v)))
+  flat = compiled(name)(q, k, v)
+  nested = compiled(name)(*(x.reshape((2, 2) + x.shape[1:]) for x in (q, k, v)))
   np.testing.assert_allclose(flat, nested.reshape(flat.shape), atol=2e-5, rtol=2e-5)
 
 
@@ -57,10 +67,12 @@ def test_extra_leading_dims(name, qkv):
 def test_fully_masked_rows_give_zeros_and_finite_gradients(name, qkv):
   q, k, v = qkv()
   mask = jnp.ones((2, 1, 1, 6), bool).at[1].set(False)  # every key of the second example masked
-  out = call(name, q, k, v, mask=mask)
+  def loss(q, k, v):
+    out = call(name, q, k, v, mask=mask)
+    return jnp.sum(out ** 2), out
+  (_, out), grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True))(q, k, v)
   assert bool(jnp.all(jnp.isfinite(out)))
   np.testing.assert_allclose(out[1], 0.0, atol=1e-6)
-  grads = jax.jit(jax.grad(lambda q, k, v: jnp.sum(call(name, q, k, v, mask=mask) ** 2), argnums=(0, 1, 2)))(q, k, v)
   for g in grads:
     assert bool(jnp.all(jnp.isfinite(g)))
 
@@ -68,11 +80,11 @@ def test_fully_masked_rows_give_zeros_and_finite_gradients(name, qkv):
 @pytest.mark.parametrize('name', NAMES)
 def test_grouped_query_equals_multi_head_with_repeated_kv(name, qkv):
   q, k, v = qkv(N=4, K=2)
-  grouped = call(name, q, k, v)
+  grouped = compiled(name)(q, k, v)
   k2, v2 = jnp.repeat(k, 2, axis=-2), jnp.repeat(v, 2, axis=-2)
   # Arguments with one entry per kv head (gates, decays) are those of the grouped call, repeated like k and v.
   kw = {**variant_kwargs(name, q, k2, v2), **repeat_kv_heads(name, variant_kwargs(name, q, k, v), 2)}
-  repeated = attention.get(name)(q, k2, v2, **kw)
+  repeated = jax.jit(lambda q, k, v: attention.get(name)(q, k, v, **kw))(q, k2, v2)
   np.testing.assert_allclose(grouped, repeated, atol=2e-5, rtol=2e-5)
 
 
@@ -91,7 +103,7 @@ def test_causal_outputs_have_zero_gradient_from_future_keys(name, qkv):
 @pytest.mark.parametrize('name', NAMES)
 def test_returned_weights_reproduce_the_output(name, qkv):
   q, k, v = qkv(N=4, K=4)
-  out, w = call(name, q, k, v, return_weights=True)
+  out, w = compiled(name, return_weights=True)(q, k, v)
   assert w.shape == (2, 4, 6, 6)
   np.testing.assert_allclose(out, jnp.einsum('bnts,bsnv->btnv', w, v), atol=1e-4, rtol=1e-4)
 
@@ -99,9 +111,9 @@ def test_returned_weights_reproduce_the_output(name, qkv):
 @pytest.mark.parametrize('name', NAMES)
 def test_bfloat16_inputs_keep_their_dtype_and_stay_finite(name, qkv):
   q, k, v = qkv(dtype=jnp.bfloat16)
-  out = call(name, q, k, v)
+  out = compiled(name)(q, k, v)
   assert out.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(out.astype(jnp.float32))))
-  ref = call(name, *(x.astype(jnp.float32) for x in (q, k, v)))
+  ref = compiled(name)(*(x.astype(jnp.float32) for x in (q, k, v)))
   np.testing.assert_allclose(out.astype(jnp.float32), ref, atol=0.1, rtol=0.1)
 
 

@@ -4,6 +4,8 @@ Shapes are shared across tests on purpose (B=2, d_model=16, 4 heads over 2 kv he
 the per-shape compilations of eager JAX are reused from test to test.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,14 +81,19 @@ def overfit(model, loss_fn, *, steps, lr=3e-3):
 
 def loss_and_finite_grads(model, loss_fn, *args):
   """loss_fn(model, *args) -> (loss, aux); checks the gradients are finite and not all zero; returns aux."""
-  # One compiled program: op-by-op dispatch of a whole model's forward and backward is several times slower.
-  step = nnx.jit(nnx.value_and_grad(loss_fn, has_aux=True))
-  (loss, aux), grads = step(model, *args)
+  (loss, aux), grads = _grad_step(loss_fn)(model, *args)
   assert np.isfinite(float(loss))
   leaves = jax.tree.leaves(grads)
   assert leaves and all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
   assert any(float(jnp.max(jnp.abs(g))) > 0 for g in leaves)
   return aux
+
+
+@functools.lru_cache(maxsize=8)
+def _grad_step(loss_fn):
+  """One compiled program per loss_fn, reused by calls on inputs of the same shapes: op-by-op dispatch of a whole
+  model's forward and backward is several times slower."""
+  return nnx.jit(nnx.value_and_grad(loss_fn, has_aux=True))
 
 
 @nnx.jit
@@ -322,11 +329,12 @@ def test_every_variant_runs_through_every_model(variant):
                                      attention_options=opts if causal else {},
                                      cross_attention=variant if cross else 'dot_product',
                                      cross_attention_options=opts if cross else {}), rngs=nnx.Rngs(0))
-  loss_fn = lambda m, s, t: (xent(m(s, shift_right(t)), t, t != PAD), None)  # noqa: E731
-  loss_and_finite_grads(seq2seq, loss_fn, src, tgt)
+  def seq2seq_loss(m, s, t):
+    logits = m(s, shift_right(t))
+    # The full pass's logits and the encoder's memory come out of the gradient's program: no compile of their own.
+    return xent(logits, t, t != PAD), (logits, m.encode(s))
+  full, memory = loss_and_finite_grads(seq2seq, seq2seq_loss, src, tgt)
   real = (shift_right(tgt) != PAD)[..., None]  # the cache holds no target padding mask
-  memory = nnx.jit(lambda m, s: m.encode(s))(seq2seq, src)
-  full = nnx.jit(lambda m, s, t: m(s, t))(seq2seq, src, shift_right(tgt))
   np.testing.assert_allclose(cached_logits(seq2seq, shift_right(tgt), *memory) * real, full * real,
                              atol=2e-4, rtol=2e-4)
   if not causal:
