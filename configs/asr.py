@@ -15,7 +15,7 @@ Options (after the colon, comma-separated):
   encoder=conformer|transformer  asr.ASR only.
   ctc_weight=<w>                 weight of CTC in the hybrid loss, in [0, 1] (1: CTC only).
   decode=ctc_greedy|attention_greedy|attention_beam|ctc_prefix_beam|rescoring|joint   how test transcripts
-                                 are decoded (the wer/cer columns).
+                                 are decoded (the wer/cer columns); default ctc_greedy, las: attention_greedy.
   modes                          also score every decoding mode (wer_<mode>, cer_<mode>, utt_s_<mode>: WER, CER and
                                  utterances per second), joint at CTC weights 0.3 and 0.5.
   snr                            also score the test audio with white noise at 20, 10, 5 and 0 dB SNR
@@ -30,7 +30,7 @@ from attention_research.training.config_files import make_config, parse_arg
 
 def get_config(arg=None):
   opts = parse_arg(arg, {'model': 'transformer', 'attention': '', 'encoder': '', 'ctc_weight': 0.3,
-                         'decode': 'ctc_greedy', 'smoke': False, 'suite': False, 'modes': False, 'snr': False,
+                         'decode': '', 'smoke': False, 'suite': False, 'modes': False, 'snr': False,
                          'ctc_margin': -1})
   if opts['model'] == 'las':
     return _las_config(opts)
@@ -66,8 +66,8 @@ def get_config(arg=None):
                      compare=compare)
 
 
-def _objective(opts):
-  return dict(decode_method=opts['decode'], beam_size=4, ctc_margin=opts['ctc_margin'],
+def _objective(opts, decode='ctc_greedy'):
+  return dict(decode_method=opts['decode'] or decode, beam_size=4, ctc_margin=opts['ctc_margin'],
               decoding_modes='all' if opts['modes'] else '', snr_db='20,10,5,0' if opts['snr'] else '')
 
 
@@ -96,4 +96,4 @@ def _las_config(opts):
                  specaugment=False)
     compare.update(variants='location,mocha')
   return make_config(task='spoken_digits', name='asr (las)', kind='asr', model=model, data=data, train=train,
-                     optim=optim, objective=_objective(opts), variant_fields='model.attention', compare=compare)
+                     optim=optim, objective=_objective(opts, 'attention_greedy'), variant_fields='model.attention', compare=compare)
