@@ -1,4 +1,5 @@
-r"""Speech recognition on spoken_digits: hybrid CTC/attention with a Transformer or Conformer encoder.
+r"""Speech recognition on spoken_digits: hybrid CTC/attention with a Transformer or Conformer encoder, or
+listen-attend-spell (model=las) with a CTC branch.
 
   python -m experiments.train --config=configs/asr.py --workdir=runs/asr
   python -m experiments.train --config=configs/asr.py:attention=linear --workdir=runs/asr_linear
@@ -13,7 +14,7 @@ Options (after the colon, comma-separated):
                                  las.LAS: the speller's attention, dot|additive|location|coverage|mocha (the
                                  variants compare runs for this family; default location).
   encoder=conformer|transformer  asr.ASR only.
-  ctc_weight=<w>                 weight of CTC in the hybrid loss, in [0, 1] (1: CTC only).
+  ctc_weight=<w>                 weight of CTC in the hybrid loss, in [0, 1] (1: CTC only; las: 0 builds no CTC branch).
   decode=ctc_greedy|attention_greedy|attention_beam|ctc_prefix_beam|rescoring|joint   how test transcripts
                                  are decoded (the wer/cer columns); default ctc_greedy, las: attention_greedy.
   modes                          also score every decoding mode (wer_<mode>, cer_<mode>, utt_s_<mode>: WER, CER and
@@ -23,6 +24,8 @@ Options (after the colon, comma-separated):
   ctc_margin=<frames>            windowed CTC prefix scores in joint and prefix-beam decoding (-1: every frame).
   smoke                          tiny data and model, a few steps: a run of seconds, for tests.
   suite                          the budget of the default suite (`python -m experiments.compare`).
+model=las budget: 1000 steps of batch 16, the first 200 test utterances; 18 minutes per variant on the shared 2-core
+machine under a load average of about 10 (location: attention-greedy WER 0.001, docs/speech.md).
 """
 
 from attention_research.training.config_files import make_config, parse_arg
@@ -96,4 +99,5 @@ def _las_config(opts):
                  specaugment=False)
     compare.update(variants='location,mocha')
   return make_config(task='spoken_digits', name='asr (las)', kind='asr', model=model, data=data, train=train,
-                     optim=optim, objective=_objective(opts, 'attention_greedy'), variant_fields='model.attention', compare=compare)
+                     optim=optim, objective=_objective(opts, 'attention_greedy'), variant_fields='model.attention',
+                     compare=compare)
