@@ -96,7 +96,9 @@ def search(model, memory, frame_lengths, ctc_logp, *, method, beam_size, max_len
   """Attention greedy or beam search, or joint CTC/attention beam search, over the model's decoder."""
   cfg = model.cfg
   joint = method == 'joint'
-  return decoding.search(model, search_init, search_step, memory, frame_lengths, ctc_logp if joint else None,
+  # A model with a speller of its own (models.las) brings its own init and step.
+  init, step = getattr(type(model), 'search_init', search_init), getattr(type(model), 'search_step', search_step)
+  return decoding.search(model, init, step, memory, frame_lengths, ctc_logp if joint else None,
                          ctc_weight, beam_size=1 if method == 'attention_greedy' else beam_size,
                          max_length=max_length, alpha=alpha, bos_id=cfg.bos_id, eos_id=cfg.eos_id,
                          excluded=(cfg.pad_id, cfg.blank_id, cfg.bos_id),  # the decoder is never trained to emit BOS
@@ -111,7 +113,7 @@ def decode(graphdef, state, audio, audio_lengths, *, method, beam_size, max_leng
   model = nnx.merge(graphdef, state)
   cfg = model.cfg
   memory, frame_lengths = model.encode(audio, audio_lengths)
-  ctc_logp = jax.nn.log_softmax(model.ctc_head(memory).astype(jnp.float32), axis=-1)
+  ctc_logp = None if model.ctc_head is None else jax.nn.log_softmax(model.ctc_head(memory).astype(jnp.float32), -1)
   if method == 'ctc_greedy':
     tokens = ctc.greedy(ctc_logp, frame_lengths, blank_id=cfg.blank_id, pad_id=cfg.pad_id)[0]
     F = tokens.shape[1]

@@ -16,6 +16,7 @@ SMOKE = [
     ('captioning.py:smoke', 'bleu'),
     ('captioning.py:decoder=transformer,attention=linear,smoke', 'bleu'),
     ('asr.py:smoke', 'cer'),
+    ('asr.py:model=las,smoke', 'cer'),
     ('ner.py:smoke', 'f1'),
     ('qa.py:smoke', 'accuracy'),
     ('qa.py:model=transformer,task=19,smoke', 'accuracy'),

@@ -45,6 +45,7 @@ def test_configs_are_locked_and_valid(arg):
     ('classification.py:task=mqar,smoke,attention=nope', "config.model .*unknown attention variant 'nope'"),
     ('asr.py:ctc_weight=1.5,smoke', r'config\.model \(asr\.ASR\): ctc_weight must be in \[0, 1\]'),
     ('asr.py:decode=viterbi', r'config\.objective\.decode_method must be one of'),
+    ('asr.py:model=las,attention=bahdanau,smoke', r"unknown LAS attention 'bahdanau'; known: \['dot', "),
     ('translation.py:model=lstm', "unknown model 'lstm'"),
     ('lm.py:colour=red', "unknown config option 'colour'"),
     ('qa.py:task=4', 'unknown story_qa task 4'),

@@ -174,7 +174,9 @@ class SpeechRecognition(base.Objective):
     targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))
     outputs, maps = capture_attention(lambda m: m(batch['audio'], batch['audio_lengths'], targets_in), model)
     layers = alignment.cross_attention_maps(maps)
-    return (None if layers is None else layers[-1]), outputs['ctc_logits'], outputs['frame_lengths']
+    if layers is None or 'ctc_logits' not in outputs:  # no alignment, or no CTC head to compare it with
+      return None, None, None
+    return layers[-1], outputs['ctc_logits'], outputs['frame_lengths']
 
   def _frame_agreement(self, model):
     """An on_batch hook of score_generations that feeds the first utterances to a FrameAgreementScorer."""
@@ -197,7 +199,7 @@ class SpeechRecognition(base.Objective):
     targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))
     outputs, weights = capture_attention(lambda m: m(batch['audio'], batch['audio_lengths'], targets_in), model)
     features, feature_lengths = model.features(batch['audio'], batch['audio_lengths'])
-    return {'weights': weights, 'ctc_logits': outputs['ctc_logits'],
+    return {'weights': weights, 'ctc_logits': outputs.get('ctc_logits'),
             'frame_lengths': outputs['frame_lengths'], 'features': features, 'feature_lengths': feature_lengths}
 
   def attention_for_plot(self, model, batch):
@@ -213,6 +215,7 @@ class SpeechRecognition(base.Objective):
     tokenizer = self.tokenizer_for('targets')
     return {'kind': 'asr', 'weights': {k: v for k, v in weights.items() if v is not None},
             'tokens': base.token_labels(tokenizer, targets[:t]), 'token_ids': targets[None, :t],
-            'spectrogram': np.asarray(out['features'])[:, :frames], 'ctc_logits': np.asarray(out['ctc_logits'])[:, :f],
+            'spectrogram': np.asarray(out['features'])[:, :frames],
+            'ctc_logits': None if out['ctc_logits'] is None else np.asarray(out['ctc_logits'])[:, :f],
             'vocab': base.token_labels(tokenizer, np.arange(int(model.cfg.vocab_size))),
             'blank_id': int(model.cfg.blank_id), 'causal': ('self',), 'cross': ('cross',)}
