@@ -38,7 +38,11 @@ GRID_VARIANTS = 'dot_product,linear,gla,gated_delta,local'
 # Pairs (and queries) grow with the length, as in Zoology, so a longer sequence asks a fixed state to hold more.
 GRID = 'seq_len+num_kv_pairs+num_queries=64+4+4,128+8+8;d_model+mlp_dim=32+64,64+128'
 FULL_GRID = 'seq_len+num_kv_pairs+num_queries=64+4+4,128+8+8,256+16+16;d_model+mlp_dim=32+64,64+128,128+256'
-LEARNING_RATES = 'learning_rate=1e-3,3e-3,1e-2'
+LEARNING_RATES = 'learning_rate=5e-3,1e-2,2e-2'
+SHORT_CONV = 4  # kernel of the causal convolution on q, k and v of every grid variant (layers.short_conv)
+# local's own option: a window of 16 keys on each side, whose cache at width 32 (1088 floats) is the size of
+# linear attention's state (1024), fixed in the length like the recurrent states.
+LOCAL_WINDOW = 16
 
 
 def get_config(arg=None):
@@ -64,10 +68,14 @@ def get_config(arg=None):
   train = dict(steps=1200, batch_size=16, log_every=200, eval_every=0, checkpoint_every=0)
   optim = dict(learning_rate=1e-3, warmup_steps=60, weight_decay=0.01, schedule='cosine')
   data = dict(eval_batch_size=250, eval_examples=500, options=options)
-  compare = dict(variants='dot_product,linear,gla,gated_delta', seeds=3, seed_mode='vmap')
+  compare = dict(variants='dot_product,linear,gla,gated_delta', seeds=3, seed_mode='vmap',
+                 variant_options=dict(local=dict(window=LOCAL_WINDOW)))
   if opts['grid']:
     compare.update(variants=GRID_VARIANTS, seeds=3, seed_mode='vmap', sweep=LEARNING_RATES,
                    grid=FULL_GRID if opts['full'] else GRID)
+    model.update(num_heads=1, num_encoder_layers=1, attention_options=dict(short_conv=SHORT_CONV))
+    train.update(steps=400, batch_size=32, log_every=100)
+    optim.update(warmup_steps=30)
   if opts['smoke']:
     data.update(size='small', eval_batch_size=32, eval_examples=32, options=dict(TASKS[opts['task']][1]))
     train.update(steps=6, batch_size=8, log_every=2)

@@ -6,7 +6,7 @@ import os
 import pytest
 import training_fakes as fakes
 
-from attention_research.training import grid, results
+from attention_research.training import compare, grid, results
 from attention_research.training.config import ExperimentConfig
 
 
@@ -81,3 +81,12 @@ def test_grid_on_the_fake_task_writes_one_score_per_cell_and_variant(tmp_path):
   assert header['cells_done'] == header['cells_total'] == 2 and loaded == records
   assert os.path.exists(tmp_path / 'cells' / 'width=16,heads=2' / 'results.md')
   assert json.load(open(tmp_path / 'grid.json'))['sweep'] == 'learning_rate=1e-3,1e-2'
+
+
+def test_variant_options_reach_only_their_variant():
+  cfg = _cfg(**{'compare.variant_options': {'local': {'window': 4}}})
+  local, linear = compare.variant_config(cfg, 'local'), compare.variant_config(cfg, 'linear')
+  assert local.model['attention'] == 'local' and local.model['attention_options'] == {'window': 4}
+  assert linear.model['attention'] == 'linear' and 'attention_options' not in linear.model
+  with pytest.raises(ValueError, match='variant_options'):
+    _cfg(**{'compare.variant_options': {'local': 4}})
