@@ -36,8 +36,9 @@ TASKS = {  # option -> (builder, builder options)
 }
 GRID_VARIANTS = 'dot_product,linear,gla,gated_delta,local'
 # Pairs (and queries) grow with the length, as in Zoology, so a longer sequence asks a fixed state to hold more.
-GRID = 'seq_len+num_kv_pairs+num_queries=64+4+4,128+8+8;d_model+mlp_dim=32+64,64+128'
-FULL_GRID = 'seq_len+num_kv_pairs+num_queries=64+4+4,128+8+8,256+16+16;d_model+mlp_dim=32+64,64+128,128+256'
+# The width is the outer axis: the narrowest model, where the finding shows first, runs at every length first.
+GRID = 'd_model+mlp_dim=32+64,64+128;seq_len+num_kv_pairs+num_queries=64+4+4,128+8+8'
+FULL_GRID = 'd_model+mlp_dim=32+64,64+128,128+256;seq_len+num_kv_pairs+num_queries=64+4+4,128+8+8,256+16+16'
 LEARNING_RATES = 'learning_rate=5e-3,1e-2,2e-2'
 SHORT_CONV = 4  # kernel of the causal convolution on q, k and v of every grid variant (layers.short_conv)
 # local's own option: a window of 16 keys on each side, whose cache at width 32 (1088 floats) is the size of
