@@ -41,7 +41,13 @@ def parse_list(text: str | Sequence[str] | None) -> list[str]:
 
 
 def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
-  return cfg.replace(**{field: variant for field in cfg.variant_fields})
+  out = cfg.replace(**{field: variant for field in cfg.variant_fields})
+  extra = cfg.compare.variant_options.get(variant)
+  if not extra:
+    return out
+  model = dict(out.model)
+  model['attention_options'] = {**(model.get('attention_options') or {}), **extra}
+  return dataclasses.replace(out, model=model)
 
 
 # Stands in for the sizes a task fills in (vocabulary, classes, lengths, image size) when a variant name is

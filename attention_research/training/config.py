@@ -162,10 +162,16 @@ class CompareDefaults:
   seed_mode: str = 'sequential'
   sweep: str = ''  # default --sweep, e.g. 'learning_rate=1e-3,3e-3'
   grid: str = ''   # default --grid of a grid run (training.grid), e.g. 'seq_len=64,128;d_model=32,64'
+  # {variant: {option: value}} added to model.attention_options when that variant runs: the options only one
+  # variant takes (local's window), which shared attention_options cannot carry.
+  variant_options: dict = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     if not isinstance(self.variants, str) or not self.variants.strip():
       _fail('compare.variants', self.variants, 'must be a non-empty comma-separated list')
+    if not isinstance(self.variant_options, dict) or not all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in self.variant_options.items()):
+      _fail('compare.variant_options', self.variant_options, 'must map variant names to option mappings')
     if not isinstance(self.sweep, str) or not isinstance(self.grid, str):
       _fail('compare.sweep/grid', (self.sweep, self.grid), 'must be strings')
     _int('compare.seeds', self.seeds, 1)

@@ -10,6 +10,10 @@ variant over the sweep (a learning rate sweep, say) and seeds, as `compare` does
 a cell's score for a variant is the best sweep value's mean ± std over seeds, the best chosen by that mean
 on the table's split (the test split: the maximum over learning rates that Zoology reports too).
 Writes results.md, results.csv and grid.json (every sweep value's per-seed scores) in <workdir>.
+
+A grid runs one variant of one cell at a time and keeps each one's table in <workdir>/cells/<cell>/<variant>/
+table.json with the config it ran; run again with the same workdir, it reuses every (cell, variant) whose saved
+config is the same and that did not crash, so a stopped grid resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import time
 from typing import Any, Sequence
 
-from attention_research.training import compare as compare_lib, results, seeds as seeds_lib
+from attention_research.training import compare as compare_lib, loop, results, seeds as seeds_lib
 from attention_research.training.config import ExperimentConfig, get_dotted
 
 Axis = tuple[tuple[str, ...], list[tuple[Any, ...]]]
@@ -134,6 +138,61 @@ def records_of_table(cell: dict[str, Any], table: results.Table) -> list[Record]
   return out
 
 
+TABLE_FILE = 'table.json'
+
+
+def _fingerprint(cfg: ExperimentConfig, variant: str, seeds: int, seed_mode: str | None, sweep: str | None) -> str:
+  """What a (cell, variant) run depends on: the config it trains (not the grid's own compare section, so the
+  axes may be reordered or extended), the seeds and the sweep."""
+  config = compare_lib.variant_config(cfg, variant).model_dump()
+  config.pop('compare')
+  return json.dumps({'config': config, 'seeds': seeds, 'seed_mode': seed_mode, 'sweep': sweep}, sort_keys=True,
+                    default=str)
+
+
+def _saved_table(path: str, fingerprint: str) -> results.Table | None:
+  """The table a finished run of this (cell, variant) saved, if its config is `fingerprint` and nothing crashed."""
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if saved.get('fingerprint') != fingerprint:
+    return None
+  fields = {f.name for f in dataclasses.fields(results.Row)}
+  t = saved['table']
+  rows = [results.Row(**{k: v for k, v in r.items() if k in fields}) for r in t['rows']]
+  if not rows or any(r.error for r in rows):
+    return None
+  return results.Table(t['title'], rows, [tuple(m) for m in t['metric_names']], list(t['notes']))
+
+
+def run_cell(ccfg: ExperimentConfig, cell_dir: str, *, variants, seeds: int, seed_mode: str | None,
+             sweep: str | None, quiet: bool = False, task=None, title: str | None = None) -> results.Table:
+  """`compare` over the variants of one cell, one variant at a time, reusing the tables saved by an earlier run
+  of the same config; writes the cell's merged table in cell_dir."""
+  variants = compare_lib.parse_list(variants) or compare_lib.parse_list(ccfg.compare.variants)
+  tables = []
+  for variant in variants:
+    path = os.path.join(cell_dir, variant, TABLE_FILE)
+    fingerprint = _fingerprint(ccfg, variant, seeds, seed_mode, sweep)
+    table = _saved_table(path, fingerprint)
+    if table is None:
+      task = task if task is not None else loop.load_task(ccfg)
+      table = compare_lib.compare(ccfg, cell_dir, variants=[variant], seeds=seeds, seed_mode=seed_mode, sweep=sweep,
+                                  quiet=quiet, task=task, title=title)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path, 'w') as f:
+        json.dump({'fingerprint': fingerprint, 'table': table.to_json()}, f, indent=1, default=str)
+    elif not quiet:
+      print(f'{title or cell_dir}: {variant} reused from {path}', flush=True)
+    tables.append(table)
+  merged = results.Table(tables[0].title, [r for t in tables for r in t.rows], tables[0].metric_names,
+                         list(dict.fromkeys(n for t in tables for n in t.notes)))
+  merged.write(cell_dir)
+  return merged
+
+
 def run_grid(config, workdir: str, *, grid: str | None = None, variants=None, seeds: int | None = None,
              seed_mode: str | None = None, sweep: str | None = None, quiet: bool = False, task_for=None,
              title: str | None = None) -> list[Record]:
@@ -151,9 +210,9 @@ def run_grid(config, workdir: str, *, grid: str | None = None, variants=None, se
   for i, cell in enumerate(cells):
     ccfg = cell_config(cfg, cell)
     t = time.perf_counter()
-    table = compare_lib.compare(ccfg, os.path.join(workdir, 'cells', cell_label(cell)), variants=variants,
-                                seeds=seeds, seed_mode=seed_mode, sweep=sweep, quiet=quiet,
-                                task=None if task_for is None else task_for(ccfg), title=cell_label(cell))
+    table = run_cell(ccfg, os.path.join(workdir, 'cells', cell_label(cell)), variants=variants, seeds=seeds,
+                     seed_mode=seed_mode, sweep=sweep, quiet=quiet, task=None if task_for is None else task_for(ccfg),
+                     title=cell_label(cell))
     metric = metric or table.metric_names[0]
     records.extend(records_of_table(cell, table))
     write(records, workdir, metric=metric, seeds=seeds, sweep=sweep, title=title or cfg.name,

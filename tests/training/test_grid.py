@@ -6,7 +6,7 @@ import os
 import pytest
 import training_fakes as fakes
 
-from attention_research.training import grid, results
+from attention_research.training import compare, grid, results
 from attention_research.training.config import ExperimentConfig
 
 
@@ -64,7 +64,7 @@ def test_records_keep_every_sweep_value_and_score_the_best():
   assert record.sweep == {'lr=1': [0.2, 1.0], 'lr=2': [0.7, 0.8]}
 
 
-def test_grid_on_the_fake_task_writes_one_score_per_cell_and_variant(tmp_path):
+def test_grid_on_the_fake_task_writes_one_score_per_cell_and_variant_and_resumes(tmp_path, monkeypatch):
   config = fakes.tiny_config(**{'train.steps': 4, 'train.log_every': 2, 'train.checkpoint_every': 0})
   records = grid.run_grid(config, str(tmp_path), grid='width+heads=8+1,16+2', variants='dot_product,linear',
                           seeds=2, seed_mode='vmap', sweep='learning_rate=1e-3,1e-2', quiet=True,
@@ -81,3 +81,26 @@ def test_grid_on_the_fake_task_writes_one_score_per_cell_and_variant(tmp_path):
   assert header['cells_done'] == header['cells_total'] == 2 and loaded == records
   assert os.path.exists(tmp_path / 'cells' / 'width=16,heads=2' / 'results.md')
   assert json.load(open(tmp_path / 'grid.json'))['sweep'] == 'learning_rate=1e-3,1e-2'
+
+  # Run again in the same workdir: every (cell, variant) is reused from its saved table, nothing trains.
+  def no_training(*args, **kwargs):
+    raise AssertionError('a finished (cell, variant) was trained again')
+  monkeypatch.setattr(grid.compare_lib, 'compare', no_training)
+  again = grid.run_grid(config, str(tmp_path), grid='width+heads=8+1,16+2', variants='dot_product,linear', seeds=2,
+                        seed_mode='vmap', sweep='learning_rate=1e-3,1e-2', quiet=True,
+                        task_for=lambda cfg: fakes.ParityTask())
+  assert again == records
+  saved = tmp_path / 'cells' / 'width=8,heads=1' / 'linear' / grid.TABLE_FILE
+  cell_cfg = grid.cell_config(ExperimentConfig.from_config_dict(config), {'model.width': 8, 'model.heads': 1})
+  fingerprint = grid._fingerprint(cell_cfg, 'linear', 2, 'vmap', 'learning_rate=1e-3,1e-2')
+  assert grid._saved_table(str(saved), fingerprint).rows[0].variant == 'linear' and '"steps": 4' in fingerprint
+  assert grid._saved_table(str(saved), fingerprint.replace('"steps": 4', '"steps": 5')) is None  # another config
+
+
+def test_variant_options_reach_only_their_variant():
+  cfg = _cfg(**{'compare.variant_options': {'local': {'window': 4}}})
+  local, linear = compare.variant_config(cfg, 'local'), compare.variant_config(cfg, 'linear')
+  assert local.model['attention'] == 'local' and local.model['attention_options'] == {'window': 4}
+  assert linear.model['attention'] == 'linear' and 'attention_options' not in linear.model
+  with pytest.raises(ValueError, match='variant_options'):
+    _cfg(**{'compare.variant_options': {'local': 4}})
