@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from attention_research.benchmarking import report, workloads
+from attention_research.benchmarking import gpu_paths, report, workloads
 from tests.experiments.test_runners import run
 
 
@@ -111,10 +111,9 @@ def test_recurrent_crossover_is_the_shortest_length_that_beats_flash():
 
 
 def test_gpu_check_runs_its_cases_on_the_cpu_paths():
-  from experiments import gpu_check  # pylint: disable=g-import-not-at-top
-  all_cases = gpu_check.cases(16, 8)
+  all_cases = gpu_paths.cases(16, 8)
   for name in ('causal', 'decode T=1'):
     T, K, options = all_cases[name]
-    result = gpu_check.check(name, T, K, options, 16, 8)
+    result = gpu_paths.check(name, T, K, options, 16, 8)
     assert result['ok'] and 0 < result['worst error / tolerance'] <= 1, result
     assert result['path'] == ('decoding form' if T == 1 else 'blocked kernel'), result
