@@ -18,7 +18,7 @@ def value_and_grads(fn, q, k, v, cot):
   return fn(q, k, v), jax.grad(loss, (0, 1, 2))(q, k, v)
 
 
-@pytest.mark.parametrize('T,N,K', [(1, 8, 8), (1, 8, 2), (3, 4, 4), (2, 6, 3)])
+@pytest.mark.parametrize('T,N,K', [(1, 8, 2), (2, 6, 3)])
 def test_few_query_form_equals_general_einsums(T, N, K, monkeypatch):
   S = 23
   q, k, v = qkv(T, S, N=N, K=K, H=8, V=5)
