@@ -30,10 +30,11 @@ with the convolution) one layer of one head left the plateau at step 150-250 and
 at lr 1e-2 and 2e-2, while 2 layers (4 heads or 1) were at 0.03-0.26 after 300-400 steps at lr 3e-3 to 3e-2,
 0.80 at best (lr 3e-2, 400 steps); one layer without RoPE stopped at 0.92 (in the bidirectional encoder a query also
 matches the position after it, which only the relative position tells apart from its value's).
-Measured (docs/recall.md): on 2 CPU cores shared with other jobs (load average 4-10) the grid finished 3 of its
-4 cells in 57 minutes of wall time, dot_product at >= 0.999 in each and in the fourth; 56.8 minutes of CPU time
-for those and the fourth cell's dot_product. The whole grid is estimated at about 90 CPU minutes, 45 minutes of
-a quiet 2-core machine.
+Measured (docs/recall.md): the whole grid took 87.9 minutes of CPU time (5272 s user + sys, in two parts, the
+second resuming the first) on 2 CPU cores shared with other jobs (load average 2-10; 111 minutes of wall time),
+about 44 minutes of a quiet 2-core machine; dot_product >= 0.999 in every cell. For a run of minutes, narrow it:
+--grid='d_model+mlp_dim=32+64;seq_len+num_kv_pairs+num_queries=64+4+4' --variants=dot_product,linear (one
+cell of the four, two variants of the five; the full first cell, five variants, took 1002 s of wall time at load 9).
 """
 
 from attention_research.training.config_files import make_config, parse_arg
