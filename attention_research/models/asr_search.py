@@ -30,18 +30,28 @@ def search_init(model, memory, frame_lengths, ctc_logp, ctc_weight, *, max_lengt
   B, F, _ = memory.shape
   model.decoder.init_cache(B, max_length)  # tiled to B * W rows with the rest of the state
   state = {'memory': memory, 'memory_mask': masks.padding(frame_lengths, F)}
-  if ctc_logp is not None:
-    K = model.cfg.vocab_size if pre_beam is None else pre_beam
-    state['ctc'] = ctc.joint_init(ctc_logp, frame_lengths, ctc_weight, candidates=K, blank_id=model.cfg.blank_id,
-                                  margin=margin)
-  return state
+  return with_joint_ctc(model.cfg, state, ctc_logp, frame_lengths, ctc_weight, pre_beam=pre_beam, margin=margin)
+
+
+def with_joint_ctc(cfg, state, ctc_logp, frame_lengths, ctc_weight, *, pre_beam=None, margin=None):
+  """A search state with the CTC prefix scorer added for joint decoding (unchanged when ctc_logp is None)."""
+  if ctc_logp is None:
+    return state
+  K = cfg.vocab_size if pre_beam is None else pre_beam
+  return dict(state, ctc=ctc.joint_init(ctc_logp, frame_lengths, ctc_weight, candidates=K, blank_id=cfg.blank_id,
+                                        margin=margin))
 
 
 def search_step(model, tokens, state):
   """decoding.search's step: the decoder's log-probabilities, or joint CTC/attention scores."""
-  cfg = model.cfg
   logits = model.decode_step(tokens, state['memory'], state['memory_mask'])
   att = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return joint_ctc_scores(model.cfg, att, tokens, state)
+
+
+def joint_ctc_scores(cfg, att, tokens, state):
+  """The attention log-probabilities [R, V] joined with the CTC prefix scores when the state carries the scorer
+  (see with_joint_ctc): (scores, state)."""
   if 'ctc' not in state:
     return att, state
   # Tokens CTC never emits: padding, BOS and the blank.

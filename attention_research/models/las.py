@@ -35,10 +35,9 @@ from flax import nnx
 
 from attention_research.layers.capture import NAME, sow_if_capturing
 from attention_research.layers.las_attention import LASAttention
-from attention_research.models import ctc
+from attention_research.models import asr_search
 from attention_research.models.asr import ASR, hybrid_loss
 from attention_research.models.asr_frontend import SpecAugment, _stream
-from attention_research.models.asr_search import _not_ctc
 from attention_research.models.las_config import LASConfig
 from attention_research.models.seq2seq_rnn import _make_cell, _scan, _zero_carry
 
@@ -212,20 +211,11 @@ class LAS(nnx.Module):
     del max_length  # the speller keeps no cache that grows with the output
     mem = self._memory(memory, frame_lengths)
     state = {'memory': mem, 'speller': self._initial_state(mem)}
-    if ctc_logp is not None:
-      K = self.cfg.vocab_size if pre_beam is None else pre_beam
-      state['ctc'] = ctc.joint_init(ctc_logp, frame_lengths, ctc_weight, candidates=K, blank_id=self.cfg.blank_id,
-                                    margin=margin)
-    return state
+    return asr_search.with_joint_ctc(self.cfg, state, ctc_logp, frame_lengths, ctc_weight, pre_beam=pre_beam,
+                                     margin=margin)
 
   def search_step(self, tokens, state):
     """One speller step with hard monotonic attention for MoChA: (log-probabilities or joint scores [R, V], state)."""
-    cfg = self.cfg
     speller, features, _ = self._step(state['speller'], self.embed(tokens), state['memory'], hard=True)
     att = jax.nn.log_softmax(self._logits(features).astype(jnp.float32), axis=-1)
-    state = dict(state, speller=speller)
-    if 'ctc' not in state:
-      return att, state
-    scores, cs = ctc.joint_scores(state['ctc'], att, tokens, not_ctc=_not_ctc(cfg, cfg.vocab_size),
-                                  blank_id=cfg.blank_id, eos_id=cfg.eos_id, pad_id=cfg.pad_id)
-    return scores, dict(state, ctc=cs)
+    return asr_search.joint_ctc_scores(self.cfg, att, tokens, dict(state, speller=speller))
