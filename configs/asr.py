@@ -21,6 +21,10 @@ Options (after the colon, comma-separated):
                                  utterances per second), joint at CTC weights 0.3 and 0.5.
   snr                            also score the test audio with white noise at 20, 10, 5 and 0 dB SNR
                                  (wer_snr<db>, cer_snr<db>; decode method as `decode`).
+  voices=all|seen|unseen         all: train and test on spoken_digits' 9 voices; seen: train and test on 7 of them;
+                                 unseen: train on the same 7, test on the 2 held out (HELD_OUT_VOICES). seen and
+                                 unseen train on the same data, so a seen run's workdir resumes with unseen to score
+                                 its checkpoint on the held-out voices (only the test split differs).
   ctc_margin=<frames>            windowed CTC prefix scores in joint and prefix-beam decoding (-1: every frame).
   smoke                          tiny data and model, a few steps: a run of seconds, for tests.
   suite                          the budget of the default suite (`python -m experiments.compare`).
@@ -28,13 +32,17 @@ model=las budget: 1000 steps of batch 16, the first 200 test utterances; 18 minu
 machine under a load average of about 10 (location: attention-greedy WER 0.001, docs/speech.md).
 """
 
+from attention_research.data.builders.spoken_digits import VOICES
 from attention_research.training.config_files import make_config, parse_arg
+
+# Held out of training by voices=seen|unseen: an accent and a female variant, each unlike every training voice.
+HELD_OUT_VOICES = ('en-gb-scotland', 'en-us+f4')
 
 
 def get_config(arg=None):
   opts = parse_arg(arg, {'model': 'transformer', 'attention': '', 'encoder': '', 'ctc_weight': 0.3,
                          'decode': '', 'smoke': False, 'suite': False, 'modes': False, 'snr': False,
-                         'ctc_margin': -1})
+                         'ctc_margin': -1, 'voices': 'all'})
   if opts['model'] == 'las':
     return _las_config(opts)
   if opts['model'] != 'transformer':
@@ -46,7 +54,7 @@ def get_config(arg=None):
                ctc_weight=opts['ctc_weight'])
   train = dict(steps=6000, batch_size=32, log_every=100, eval_every=1000, checkpoint_every=1000)
   optim = dict(learning_rate=1e-3, warmup_steps=500, weight_decay=0.01)
-  data = dict(eval_batch_size=32)
+  data = dict(eval_batch_size=32, options=_voices(opts['voices']))
   objective = _objective(opts)
   compare = dict(variants='dot_product,linear,performer', seeds=3)
   if opts['suite']:
@@ -74,6 +82,15 @@ def _objective(opts, decode='ctc_greedy'):
               decoding_modes='all' if opts['modes'] else '', snr_db='20,10,5,0' if opts['snr'] else '')
 
 
+def _voices(choice):
+  """spoken_digits options for voices=all|seen|unseen."""
+  seen = tuple(v for v in VOICES if v not in HELD_OUT_VOICES)
+  options = {'all': {}, 'seen': dict(voices=seen), 'unseen': dict(voices=seen, test_voices=HELD_OUT_VOICES)}
+  if choice not in options:
+    raise ValueError(f'unknown voices={choice!r} for configs/asr.py; known: {sorted(options)}.')
+  return options[choice]
+
+
 def _las_config(opts):
   """model=las: listen-attend-spell, the variants are the speller's attention (layers.las_attention)."""
   if opts['encoder']:
@@ -84,7 +101,7 @@ def _las_config(opts):
                ctc_weight=opts['ctc_weight'])
   train = dict(steps=1000, batch_size=16, log_every=100, eval_every=0, checkpoint_every=500)
   optim = dict(learning_rate=2e-3, warmup_steps=100, weight_decay=0.01)
-  data = dict(eval_batch_size=32, eval_examples=200)
+  data = dict(eval_batch_size=32, eval_examples=200, options=_voices(opts['voices']))
   compare = dict(variants='location,coverage,mocha', seeds=1)
   if opts['suite']:
     train.update(steps=600, checkpoint_every=0)

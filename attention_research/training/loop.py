@@ -42,11 +42,12 @@ class WorkdirError(ValueError):
 
 # Fields that may differ between a run and the workdir it resumes: how long to train on (the learning-rate
 # schedule is then laid over the new number of steps), how often to log / evaluate / save, and what and where
-# to evaluate. Every other field changes what the checkpoints mean and is refused.
+# to evaluate (data options named test_* change only a builder's test split, e.g. spoken_digits' test_voices).
+# Every other field changes what the checkpoints mean and is refused.
 RESUMABLE_FIELDS = ('name', 'compare.', 'train.steps', 'train.log_every', 'train.eval_every', 'train.fsdp',
                     'train.sequence', 'train.checkpoint_every', 'train.keep_checkpoints', 'train.restart',
                     'train.allow_changes', 'data.data_dir', 'data.eval_split', 'data.test_split',
-                    'data.eval_batch_size', 'data.eval_examples')
+                    'data.eval_batch_size', 'data.eval_examples', 'data.options.test_')
 # A checkpoint whose parameters give a loss this many times the loss of the untrained model (the run's first
 # step) has diverged, though finite: it is discarded rather than committed, so that it is never resumed.
 DIVERGED_LOSS_FACTOR = 10.0

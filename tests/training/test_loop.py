@@ -127,3 +127,19 @@ def test_a_workdir_of_other_members_is_refused(task, tmp_path):
   loop.train_and_evaluate(cfg, str(tmp_path), task=task, quiet=True, members=[seeds.Member(0)], stop_after_steps=10)
   with pytest.raises(ValueError, match='holds a run of members'):
     loop.train_and_evaluate(cfg, str(tmp_path), task=task, quiet=True, members=[seeds.Member(1)])
+
+
+def test_only_test_split_data_options_may_change_on_resume(tmp_path):
+  """A checkpoint may be scored on another test split (spoken_digits' test_voices), never trained on other data."""
+  from attention_research.training.config import ExperimentConfig
+
+  def cfg(**options):
+    return ExperimentConfig.from_config_dict(fakes.tiny_config(**{'data.options': options}))
+
+  os.makedirs(tmp_path / 'checkpoints' / '40')
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump({'config': cfg(voices=['a', 'b']).model_dump(), 'members': ['seed=0'], 'vmap': False}, f)
+  changed = loop.check_workdir(str(tmp_path), cfg(voices=['a', 'b'], test_voices=['c']), ['seed=0'], False)
+  assert changed == [f"config.data.options.test_voices: '<absent>' in {tmp_path / 'config.json'}, ['c'] now"]
+  with pytest.raises(ValueError, match='data.options.voices'):
+    loop.check_workdir(str(tmp_path), cfg(voices=['a'], test_voices=['c']), ['seed=0'], False)
