@@ -9,7 +9,7 @@ per seed. Here they become a per-bucket table (mean ± std over seeds) and the l
   print(length_curve.markdown(rows, metric='bleu', train_length=58))
 
   python -m attention_research.analysis.length_curve runs/rnn/results.json runs/transformer/results.json \
-      --out=docs/translation_length_curve.png --train_length=58
+      --out=docs/translation_length_curve.png --train_length=58 --labels='RNN, bahdanau;Transformer'
 """
 
 from __future__ import annotations
@@ -52,6 +52,15 @@ def rows_of(*tables) -> list[dict]:
       names.add(name)
       out.append({'variant': name, 'metrics': r['metrics']})
   return out
+
+
+def relabel(rows: Sequence[dict], labels: Sequence[str] | None) -> list[dict]:
+  """The rows with their variants renamed to labels, one per row in order (None: unchanged)."""
+  if labels is None:
+    return list(rows)
+  if len(labels) != len(rows):
+    raise ValueError(f'{len(labels)} labels {list(labels)} for {len(rows)} rows {[r["variant"] for r in rows]}.')
+  return [{**r, 'variant': label} for r, label in zip(rows, labels)]
 
 
 def buckets(rows: Sequence[dict], metric: str) -> list[tuple[int, int]]:
@@ -148,8 +157,10 @@ def main(argv=None):
   parser.add_argument('--metric', default='bleu')
   parser.add_argument('--train_length', type=int, default=None)
   parser.add_argument('--title', default=None)
+  parser.add_argument('--labels', default=None,
+                      help="';'-separated names of the rows, in order (runs of one variant name told apart)")
   args = parser.parse_args(argv)
-  rows = rows_of(*args.tables)
+  rows = relabel(rows_of(*args.tables), args.labels.split(';') if args.labels else None)
   figure(rows, args.metric, train_length=args.train_length, title=args.title, path=args.out)
   text = ''.join(f'### {m} per source length\n\n' + markdown(rows, m, train_length=args.train_length) + '\n'
                  for m in dict.fromkeys([args.metric, 'exact_match']) if buckets(rows, m))

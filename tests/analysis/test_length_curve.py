@@ -44,3 +44,11 @@ def test_write_draws_the_figure(tmp_path):
   assert length_curve.write(length_curve.rows_of(_table('x', [('a', {'bleu': [1.0]})])), str(tmp_path / 'no')) == {}
   with pytest.raises(ValueError, match='per-length values'):
     length_curve.markdown(rows, 'chrf')
+
+
+def test_labels_tell_runs_of_one_variant_apart(tmp_path):
+  rows = length_curve.relabel(length_curve.rows_of(ROWS), ['no attention', 'Bahdanau'])
+  assert [r['variant'] for r in rows] == ['no attention', 'Bahdanau']
+  assert '| no attention bleu | Bahdanau bleu |' in length_curve.markdown(rows, 'bleu')
+  with pytest.raises(ValueError, match='1 labels'):
+    length_curve.relabel(rows, ['one'])
