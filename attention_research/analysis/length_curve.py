@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from attention_research.analysis import _plot
+from attention_research.training.results import mean_std
 
 SEP = '_len_'
 
@@ -70,13 +71,14 @@ def buckets(rows: Sequence[dict], metric: str) -> list[tuple[int, int]]:
 
 
 def curve(row: dict, metric: str, bucket_list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(mean, std over seeds, examples) per bucket; NaN where the row has no value."""
+  """(mean, sample std over seeds as in the result tables, examples) per bucket; NaN where the row has no value."""
   mean, std, count = [], [], []
   for lo, hi in bucket_list:
     values = row['metrics'].get(f'{metric}{SEP}{lo:03d}_{hi:03d}')
     n = row['metrics'].get(f'examples{SEP}{lo:03d}_{hi:03d}')
-    mean.append(float(np.mean(values)) if values else np.nan)
-    std.append(float(np.std(values)) if values else np.nan)
+    m, sd = mean_std(values)
+    mean.append(np.nan if m is None else m)
+    std.append(np.nan if sd is None else sd)
     count.append(float(np.mean(n)) if n else np.nan)
   return np.asarray(mean), np.asarray(std), np.asarray(count)
 

@@ -4,7 +4,12 @@ The ASR objective with objective.snr_db (configs/asr.py:snr) reports wer_snr<db>
 
   python -m attention_research.analysis.snr runs/asr_snr/results.json --out=runs/asr_snr/wer_vs_snr.png
 
-prints the markdown table (mean ± std over seeds, per variant) and writes the figure.
+prints the markdown table (mean ± std over seeds, per variant) and writes the figure. Several comparisons (the
+same checkpoints scored on seen and on held-out voices, configs/asr.py:voices=seen|unseen) go into one table and
+figure with a label each:
+
+  python -m attention_research.analysis.snr runs/seen/results.json runs/unseen/results.json \
+      --labels='seen voices;unseen voices' --out=wer_vs_snr.png
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import re
 import numpy as np
 
 from attention_research.analysis import _plot
+from attention_research.training.results import mean_std
 
 _SNR = re.compile(r'^wer_snr(-?[0-9.]+)$')
 
@@ -31,7 +37,7 @@ def wer_vs_snr(results: dict) -> dict[str, list[tuple[float, float, float]]]:
     if not points or 'wer' not in metrics:
       continue
     points = [(math.inf, metrics['wer'])] + sorted(points, key=lambda p: -p[0])
-    out[row['variant']] = [(snr, float(np.mean(v)), float(np.std(v))) for snr, v in points]
+    out[row['variant']] = [(snr, *mean_std(v)) for snr, v in points]  # sample std, as in the result tables
   if not out:
     raise ValueError('no row has wer_snr<db> metrics; run the comparison with objective.snr_db set.')
   return out
@@ -72,16 +78,37 @@ def plot(curves: dict[str, list[tuple[float, float, float]]], *, path=None, titl
   return fig
 
 
+def merged(results: list[dict], labels: list[str] | None = None) -> dict[str, list[tuple[float, float, float]]]:
+  """The curves of several results.json dicts in one dict; with labels (one per results), each variant's name
+  is prefixed by its results' label ('unseen voices: dot_product'), or replaced by it when it has one variant."""
+  if labels is not None and len(labels) != len(results):
+    raise ValueError(f'{len(labels)} labels {labels} for {len(results)} results.')
+  out = {}
+  for i, r in enumerate(results):
+    curves = wer_vs_snr(r)
+    for variant, points in curves.items():
+      name = variant if labels is None else labels[i] if len(curves) == 1 else f'{labels[i]}: {variant}'
+      if name in out:
+        raise ValueError(f'two curves are named {name!r}; give each results a label with --labels.')
+      out[name] = points
+  return out
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('results', help='a comparison results.json')
+  parser.add_argument('results', nargs='+', help='comparison results.json files')
+  parser.add_argument('--labels', default=None, help="';'-separated, one per results file")
   parser.add_argument('--out', default=None, help='PNG path of the curve')
+  parser.add_argument('--title', default='WER against SNR')
   args = parser.parse_args(argv)
-  with open(args.results) as f:
-    curves = wer_vs_snr(json.load(f))
+  loaded = []
+  for path in args.results:
+    with open(path) as f:
+      loaded.append(json.load(f))
+  curves = merged(loaded, args.labels.split(';') if args.labels else None)
   print(markdown(curves), end='')
   if args.out:
-    plot(curves, path=args.out)
+    plot(curves, path=args.out, title=args.title)
     print(f'written to {args.out}')
 
 

@@ -29,11 +29,11 @@ def test_rows_curves_and_table(tmp_path):
   assert length_curve.buckets(rows, 'bleu') == [(1, 10), (11, 20)]
   mean, std, count = length_curve.curve(rows[0], 'bleu', [(1, 10), (11, 20), (21, 30)])
   np.testing.assert_allclose(mean[:2], [91.0, 32.0])
-  np.testing.assert_allclose(std[:2], [1.0, 2.0])
+  np.testing.assert_allclose(std[:2], [2**0.5, 2 * 2**0.5])  # sample std, as in the result tables
   assert np.isnan(mean[2]) and count[1] == 7.0
   table = length_curve.markdown(rows, 'bleu', train_length=10)
-  assert '| 1-10 | 5 | 91.00 ± 1.00 | 95.00 ± 0.00 |' in table
-  assert '| 11-20 * | 7 | 32.00 ± 2.00 | 92.00 ± 2.00 |' in table
+  assert '| 1-10 | 5 | 91.00 ± 1.41 | 95.00 ± 0.00 |' in table
+  assert '| 11-20 * | 7 | 32.00 ± 2.83 | 92.00 ± 2.83 |' in table
 
 
 def test_write_draws_the_figure(tmp_path):

@@ -17,10 +17,10 @@ def test_points_are_clean_first_then_decreasing_snr():
   assert list(curves) == ['dot_product']
   points = curves['dot_product']
   assert [p[0] for p in points] == [math.inf, 20.0, 0.0]
-  assert points[0][1] == pytest.approx(0.2) and points[0][2] == pytest.approx(0.1)
+  assert points[0][1] == pytest.approx(0.2) and points[0][2] == pytest.approx(0.1 * 2**0.5)
   assert points[2][1] == pytest.approx(0.8)
   table = snr.markdown(curves)
-  assert '| clean | 20 dB | 0 dB |' in table and '0.800 ± 0.100' in table
+  assert '| clean | 20 dB | 0 dB |' in table and '0.800 ± 0.141' in table
 
 
 def test_figure_is_written(tmp_path):
@@ -32,3 +32,13 @@ def test_figure_is_written(tmp_path):
 def test_results_without_snr_metrics_raise():
   with pytest.raises(ValueError, match='snr_db'):
     snr.wer_vs_snr({'rows': [{'variant': 'a', 'metrics': {'wer': [0.1]}}]})
+
+
+def test_several_results_merge_under_their_labels():
+  curves = snr.merged([RESULTS, RESULTS], ['seen voices', 'unseen voices'])
+  assert list(curves) == ['seen voices', 'unseen voices']
+  assert curves['unseen voices'] == snr.wer_vs_snr(RESULTS)['dot_product']
+  with pytest.raises(ValueError, match='named'):
+    snr.merged([RESULTS, RESULTS])
+  with pytest.raises(ValueError, match='1 labels'):
+    snr.merged([RESULTS, RESULTS], ['seen'])
