@@ -6,13 +6,22 @@ r"""Image captioning on digit_scenes: Show, Attend and Tell (LSTM with soft atte
       --variants=dot_product,linear,performer --seeds=3
 
 Options (after the colon, comma-separated):
-  decoder=lstm|transformer   lstm: Xu et al.'s decoder with additive attention over the regions, gating scalar
-                             and doubly stochastic regulariser (no variant to compare); transformer: causal
-                             self-attention and cross-attention over the regions with any variant.
+  decoder=lstm|transformer   lstm: Xu et al.'s decoder with soft attention over the regions and gating scalar (no
+                             variant to compare); transformer: causal self-attention and cross-attention over the
+                             regions with any variant.
   attention=<variant>        the transformer decoder's cross-attention variant.
   smoke                      tiny data and model, a few steps: a run of seconds, for tests.
 Metrics: BLEU and exact match of generated captions, and attention_hit: how often the word naming a digit
-attends most to a region inside that digit's cell.
+attends most to a region inside that digit's cell (attention_hit_before: the step before the word's).
+
+Defaults (docs/vision.md, "Captioning attention"): local 8x8 regions (three stride-2 convolutions, a 15-px view
+each), no doubly stochastic penalty, peak learning rate 2e-3, 2000 steps; the LSTM decoder scores regions
+bilinearly (lstm_score='general') from the state that has read the current word, feeding its glimpse back
+(lstm_query='current'): with Xu et al.'s additive score from the previous state its attention settles on blank
+regions and it names digits at chance. Measured over seeds 0, 1, 2 on 2 shared CPU cores (load average 2.4 to 5.9):
+the LSTM run takes 133 to 148 s (about 18 steps/s), BLEU 63.0 +- 15.2, exact match 0.175 +- 0.115,
+attention_hit_before 0.775 +- 0.178 (chance 0.108); the transformer run takes 297 to 318 s (about 7.6 steps/s),
+BLEU 54.0 +- 21.0, attention_hit 0.387 +- 0.347 (seed 2 stays near uniform).
 """
 
 from attention_research.training.config_files import make_config, parse_arg
@@ -23,20 +32,23 @@ def get_config(arg=None):
   if opts['decoder'] not in ('lstm', 'transformer'):
     raise ValueError(f"unknown decoder {opts['decoder']!r}; known: ['lstm', 'transformer'].")
   model = dict(name='captioner.Captioner', vocab_size=None, image_size=None, channels=None, max_length=None,
-               encoder='conv', grid=4, feature_size=64, embed_size=64, hidden_size=128, decoder=opts['decoder'],
-               num_layers=2, num_heads=4, attention=opts['attention'], doubly_stochastic=1.0, dropout=0.1)
-  train = dict(steps=4000, batch_size=32, log_every=100, eval_every=1000, checkpoint_every=1000)
-  optim = dict(learning_rate=1e-3, warmup_steps=200, weight_decay=0.0)
+               encoder='conv', grid=8, conv_layers=3, feature_size=64, embed_size=64, hidden_size=128,
+               decoder=opts['decoder'], lstm_score='general', lstm_query='current', num_layers=2, num_heads=4,
+               attention=opts['attention'], doubly_stochastic=0.0, dropout=0.1)
+  train = dict(steps=2000, batch_size=32, log_every=100, eval_every=1000, checkpoint_every=1000)
+  optim = dict(learning_rate=2e-3, warmup_steps=200, weight_decay=0.0)
   data = dict(eval_batch_size=64, eval_examples=500)
   if opts['smoke']:
     data.update(size='small', eval_batch_size=16, eval_examples=16)
     train.update(steps=6, batch_size=8, log_every=2, eval_every=0, checkpoint_every=3)
     optim.update(warmup_steps=1)
-    model.update(feature_size=16, embed_size=16, hidden_size=16, num_layers=1, num_heads=2, dropout=0.0)
-  # The LSTM decoder's attention is fixed (additive), so only the transformer decoder has variants.
+    model.update(grid=4, conv_layers=2, feature_size=16, embed_size=16, hidden_size=16, num_layers=1, num_heads=2,
+                 dropout=0.0)
+  # The LSTM decoder's attention is its own layer (lstm_score), not a registered variant: only the transformer
+  # decoder has variants; the LSTM's single row is named after its score.
   variant_fields = 'model.attention' if opts['decoder'] == 'transformer' else ''
   return make_config(task='digit_scenes', name=f"captioning ({opts['decoder']})", kind='captioning', model=model,
                      data=data, train=train, optim=optim, objective=dict(beam_size=1),
                      variant_fields=variant_fields,
-                     compare=dict(variants='dot_product,linear,performer' if variant_fields else 'additive',
+                     compare=dict(variants='dot_product,linear,performer' if variant_fields else model['lstm_score'],
                                   seeds=3))

@@ -5,12 +5,17 @@ Encoder: a small conv net ('conv': two stride-2 3x3 convolutions, then average p
 or a patch embedding ('patch': one patch per region), plus a learned embedding of each region's position.
 Either gives R = grid * grid region features a [B, R, F].
 
-'lstm' decoder (soft attention, Xu et al. 2015, section 3.1.2 and 4.2.1), one step:
-  alpha_t = softmax_r(v . tanh(W_h h_{t-1} + W_a a_r))      attention from the previous state
+'lstm' decoder (soft attention, Xu et al. 2015, section 3.1.2 and 4.2.1), one step with lstm_query='previous':
+  alpha_t = softmax_r(score(h_{t-1}, a_r))                   attention from the previous state
   z_t = beta_t * sum_r alpha_tr a_r,  beta_t = sigmoid(f_beta(h_{t-1}))   (gating; beta = 1 without it)
   (h_t, c_t) = LSTM((h_{t-1}, c_{t-1}), [E y_{t-1}; z_t])
   logits = L_o(E y_{t-1} + L_h h_t + L_z z_t)                deep output
-with h_0, c_0 = tanh(f_init(mean_r a_r)).
+with h_0, c_0 = tanh(f_init(mean_r a_r)). lstm_query='current' (Luong et al. 2015's order, with input feeding)
+reads the word first and attends from the state that has read it:
+  (h_t, c_t) = LSTM((h_{t-1}, c_{t-1}), [E y_{t-1}; z_{t-1}]),  alpha_t = softmax_r(score(h_t, a_r)),  z_0 = 0
+  z_t = beta_t * sum_r alpha_tr a_r,  beta_t = sigmoid(f_beta(h_t)),  the same deep output.
+score: 'additive' v . tanh(W_h h + W_a a_r) (Bahdanau; Xu et al.) or 'general' h . W a_r (Luong). On digit_scenes
+only 'general' with 'current' names digits above chance within 1000 steps (docs/vision.md).
 
 'transformer' decoder: pre-LN TransformerBlocks with causal self-attention and cross-attention over the
 regions, each with any registered attention variant (self-attention needs one that supports causal
@@ -34,13 +39,16 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attention_research import attention as attention_lib
-from attention_research.layers import AdditiveAttention, LearnedPositionEmbedding, TransformerBlock
+from attention_research.layers import (AdditiveAttention, LearnedPositionEmbedding, LuongAttention,
+                                       TransformerBlock)
 from attention_research.layers.capture import NAME, capture_attention, sow_if_capturing
 from attention_research.models import decoding
 from attention_research.models._checks import check_positive, freeze_options
 
 ENCODERS = ('conv', 'patch')
 DECODERS = ('lstm', 'transformer')
+LSTM_SCORES = ('additive', 'general')
+LSTM_QUERIES = ('previous', 'current')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +65,8 @@ class CaptionerConfig:
   embed_size: int = 64  # E (LSTM decoder)
   hidden_size: int = 128  # LSTM state H, or the transformer width D
   attention_size: int | None = None  # the LSTM decoder's additive attention size; default hidden_size
+  lstm_score: str = 'additive'  # the LSTM decoder's attention score: 'additive' | 'general' (module docstring)
+  lstm_query: str = 'previous'  # 'previous': attend from h_{t-1} (Xu et al.) | 'current': from h_t, input feeding
   decoder: str = 'lstm'  # 'lstm' | 'transformer'
   num_layers: int = 2  # transformer decoder
   num_heads: int = 4
@@ -87,6 +97,10 @@ class CaptionerConfig:
       raise ValueError(f'unknown encoder {self.encoder!r}; known: {ENCODERS}.')
     if self.decoder not in DECODERS:
       raise ValueError(f'unknown decoder {self.decoder!r}; known: {DECODERS}.')
+    if self.lstm_score not in LSTM_SCORES:
+      raise ValueError(f'unknown lstm_score {self.lstm_score!r}; known: {LSTM_SCORES}.')
+    if self.lstm_query not in LSTM_QUERIES:
+      raise ValueError(f'unknown lstm_query {self.lstm_query!r}; known: {LSTM_QUERIES}.')
     down = 2 ** self.conv_layers
     if self.encoder == 'conv' and (self.image_size % down or (self.image_size // down) % self.grid):
       raise ValueError(f"encoder 'conv' downsamples by {down} and then pools to the grid: image_size="
@@ -178,7 +192,10 @@ class Captioner(nnx.Module):
       self.embed = nnx.Embed(V, E, rngs=rngs)
       self.init_h = nnx.Linear(F, H, rngs=rngs)
       self.init_c = nnx.Linear(F, H, rngs=rngs)
-      self.attend = AdditiveAttention(H, F, cfg.attention_size or H, rngs=rngs)
+      if cfg.lstm_score == 'additive':
+        self.attend = AdditiveAttention(H, F, cfg.attention_size or H, rngs=rngs)
+      else:
+        self.attend = LuongAttention(H, F, score='general', rngs=rngs)
       self.f_beta = nnx.Linear(H, 1, rngs=rngs) if cfg.gating else None
       self.cell = nnx.OptimizedLSTMCell(E + F, H, rngs=rngs)
       self.out_h = nnx.Linear(H, E, rngs=rngs)  # L_h
@@ -201,14 +218,25 @@ class Captioner(nnx.Module):
   # --- LSTM decoder
   def _lstm_init(self, regions_BRF):
     mean = regions_BRF.mean(axis=1)
-    return {'h': jnp.tanh(self.init_h(mean)), 'c': jnp.tanh(self.init_c(mean))}
+    state = {'h': jnp.tanh(self.init_h(mean)), 'c': jnp.tanh(self.init_c(mean))}
+    if self.cfg.lstm_query == 'current':
+      state['z'] = jnp.zeros_like(mean)  # the glimpse fed back as the next step's input
+    return state
+
+  def _glimpse(self, h, regions_BRF):
+    z, alpha = self.attend.context_and_weights(h, regions_BRF)
+    if self.f_beta is not None:
+      z = jax.nn.sigmoid(self.f_beta(h)) * z
+    return z, alpha
 
   def _lstm_step(self, state, y_emb_BE, regions_BRF):
     """One step: returns (new state, h_t [B, H], z_t [B, F], alpha_t [B, R])."""
     h, c = state['h'], state['c']
-    z, alpha = self.attend.context_and_weights(h, regions_BRF)
-    if self.f_beta is not None:
-      z = jax.nn.sigmoid(self.f_beta(h)) * z
+    if self.cfg.lstm_query == 'current':
+      (c, h), _ = self.cell((c, h), jnp.concatenate([y_emb_BE, state['z']], -1))
+      z, alpha = self._glimpse(h, regions_BRF)
+      return {'h': h, 'c': c, 'z': z}, h, z, alpha
+    z, alpha = self._glimpse(h, regions_BRF)
     (c, h), _ = self.cell((c, h), jnp.concatenate([y_emb_BE, z], -1))
     return {'h': h, 'c': c}, h, z, alpha
 
@@ -314,7 +342,7 @@ class Captioner(nnx.Module):
     regions = state['regions']
     if self.cfg.decoder == 'lstm':
       y_emb = self.embed(tokens_R)
-      lstm_state, h, z, _ = self._lstm_step({'h': state['h'], 'c': state['c']}, y_emb, regions)
+      lstm_state, h, z, _ = self._lstm_step({k: v for k, v in state.items() if k != 'regions'}, y_emb, regions)
       logits = self._lstm_logits(y_emb, h, z)
       return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), dict(lstm_state, regions=regions)
     rows = jnp.arange(tokens_R.shape[0])

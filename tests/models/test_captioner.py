@@ -122,6 +122,36 @@ def test_lstm_options_run(gating, encoder):
   np.testing.assert_allclose(np.asarray(alphas).sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize('query', ['previous', 'current'])
+def test_lstm_query_reads_the_current_word_only_when_asked(query):
+  # 'previous' attends from the state before reading word t's input, 'current' from the state after it: changing
+  # input t changes the attention of step t only in the second order, and of step t + 1 in both.
+  cfg = CaptionerConfig(**dict(LSTM_CFG, lstm_score='general', lstm_query=query))
+  model = Captioner(cfg, rngs=nnx.Rngs(4))
+  image = _images(cfg)
+  changed = CAPTION_IN.copy()
+  changed[:, 2] = 9
+  _, alphas = model(image, CAPTION_IN)
+  _, alphas_changed = model(image, changed)
+  step_changes = np.abs(np.asarray(alphas_changed) - np.asarray(alphas)).max(axis=(0, 2))
+  np.testing.assert_array_equal(step_changes[:2], 0.0)
+  assert (step_changes[2] > 1e-6) == (query == 'current'), step_changes
+  assert step_changes[3] > 1e-6
+
+
+def test_lstm_current_query_search_steps_equal_teacher_forcing():
+  # The glimpse fed back as input lives in the search state: step-by-step decoding of the reference words gives
+  # the teacher-forced log-probabilities.
+  cfg = CaptionerConfig(**dict(LSTM_CFG, lstm_score='general', lstm_query='current'))
+  model = Captioner(cfg, rngs=nnx.Rngs(5))
+  image = jnp.asarray(_images(cfg))
+  logits, _ = model(image, CAPTION_IN)
+  state = model.init_search_state(image)
+  for t in range(CAPTION_IN.shape[1]):
+    log_probs, state = model.search_step(jnp.asarray(CAPTION_IN[:, t]), state)
+    np.testing.assert_allclose(np.asarray(log_probs), np.asarray(jax.nn.log_softmax(logits[:, t])), atol=1e-5)
+
+
 @pytest.mark.parametrize('name', sorted(attention.VARIANTS))
 def test_transformer_decoder_runs_with_every_variant(name):
   """Cross-attention over regions (no mask) works with every variant; self-attention with the causal ones."""
@@ -170,6 +200,7 @@ def test_regularizer_zero_iff_every_region_gets_total_attention_one():
     ('encoder', 'resnet'), ('decoder', 'gru'), ('attention', 'nonexistent'), ('self_attention', 'linformer'),
     ('grid', 5), ('image_size', 30), ('hidden_size', 33), ('doubly_stochastic', -1.0), ('dropout', 1.0),
     ('vocab_size', 0), ('pad_id', 4), ('eos_id', 16), ('conv_layers', 1), ('context_layers', -1),
+    ('lstm_score', 'dot'), ('lstm_query', 'next'),
 ])
 def test_bad_config_names_the_value(field, value):
   base = dict(TRANSFORMER_CFG) if field in ('hidden_size',) else dict(LSTM_CFG)

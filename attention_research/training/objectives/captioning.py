@@ -5,6 +5,8 @@ that names a digit scored against the cell where that digit really is.
 Attention metrics, teacher-forced, over the caption words that name a digit:
   attention_hit         how often the word's attention peaks on a region whose centre lies in the digit's cell
   attention_hit_chance  the same for a peak drawn uniformly over the regions: the mean share of regions in the cell
+  attention_hit_before  attention_hit of the step before the word's (the glimpse a decoder that feeds its glimpse
+                        back reads the digit from; an LSTM decoder learns to look there, docs/vision.md)
   attention_entropy     entropy of the word's attention over the R regions / log R (1 = uniform)
 """
 
@@ -24,8 +26,8 @@ class Captioning(base.Objective):
   kind = 'captioning'
   Options = GenerationOptions
   metric_names = (('bleu', 'max'), ('exact_match', 'max'), ('attention_hit', 'max'),
-                  ('attention_hit_chance', 'max'), ('attention_entropy', 'min'), ('token_accuracy', 'max'),
-                  ('loss', 'min'))
+                  ('attention_hit_chance', 'max'), ('attention_hit_before', 'max'), ('attention_entropy', 'min'),
+                  ('token_accuracy', 'max'), ('loss', 'min'))
 
   def model_defaults(self):
     info = self.info
@@ -70,8 +72,9 @@ class Captioning(base.Objective):
 
   def evaluate(self, model, batches):
     to_cell = self.region_cells(model)
-    # Sums over the words that name a digit: peaks on its cell, chance of that, entropy, and the count.
-    sums = np.zeros(4)
+    # Sums over the words that name a digit: peaks on its cell, chance of that, entropy, the count, and the
+    # previous step's peaks on its cell.
+    sums = np.zeros(5)
 
     def score_attention(batch, n, focus, entropy):
       if 'token_cells' in batch and to_cell is not None:
@@ -79,15 +82,16 @@ class Captioning(base.Objective):
         true_cells = np.asarray(batch['token_cells'])[:n]
         named = true_cells >= 0
         share = (to_cell[None, :] == true_cells[named][:, None]).mean(-1)  # regions lying in each word's cell
+        before = np.concatenate([np.full_like(focus[:, :1], -1), to_cell[focus[:, :-1]]], axis=1)
         sums[:] += (float(((to_cell[focus] == true_cells) & named).sum()), float(share.sum()),
-                    float(entropy[named].sum()), float(named.sum()))
+                    float(entropy[named].sum()), float(named.sum()), float(((before == true_cells) & named).sum()))
 
     out = score_generations(self, model, batches, name='caption', fn=self._eval_fn, target_key='caption',
                             metrics=self.info.get('metrics', ('exact_match', 'bleu')), on_batch=score_attention)
-    hits, chance, entropy, words = sums
+    hits, chance, entropy, words, before = sums
     if words:
       out.update(attention_hit=float(hits / words), attention_hit_chance=float(chance / words),
-                 attention_entropy=float(entropy / words))
+                 attention_hit_before=float(before / words), attention_entropy=float(entropy / words))
     return out
 
   def _alphas_fn(self, model, batch):
