@@ -9,6 +9,7 @@ from attention_research import data
 from attention_research.training import loop, objectives
 from attention_research.training.objectives.sentiment import BagOfWordsBaselines, salient_mass
 from attention_research.training.objectives.summarization import rouge
+from attention_research.training.objectives.text_baselines import SummaryBaselines
 
 
 def test_rouge_matches_a_hand_count():
@@ -78,5 +79,22 @@ def test_summarization_scores_generations_with_rouge(tmp_path):
   model = objective.init_model({'name': 'transformer.EncoderDecoder', 'd_model': 16, 'num_heads': 2,
                                 'num_encoder_layers': 1, 'num_decoder_layers': 1, 'mlp_dim': 32}, seed=0)
   metrics = objective.evaluate(model, loop.eval_batches(task, 'test', 10, 0))
-  assert set(metrics) >= {'rouge1', 'rouge2', 'rougeL', 'exact_match', 'token_accuracy', 'loss'}
-  assert all(0.0 <= metrics[k] <= 100.0 for k in ('rouge1', 'rouge2', 'rougeL')) and metrics['examples'] == 20
+  assert set(metrics) >= {'rouge1', 'rouge2', 'rougeL', 'exact_match', 'token_accuracy', 'loss', 'majority_rougeL',
+                          'bow_rougeL'}
+  names = ('rouge1', 'rouge2', 'rougeL', 'majority_rougeL', 'bow_rougeL')
+  assert all(0.0 <= metrics[k] <= 100.0 for k in names) and metrics['examples'] == 20
+  assert 0.0 <= metrics['scorer_mass'] <= 1.0 and 0.0 < metrics['scorer_share'] < 1.0
+
+
+def test_summary_baselines_by_hand():
+  # Word ids: 1 rovers, 2 city, 3 scored, 4 rain, 5 sun. Documents are id rows padded with 0.
+  documents = np.array([[1, 3, 3, 0], [2, 4, 0, 0], [1, 5, 5, 5]])
+  summaries = ['rovers won', 'no goals', 'no goals']
+  baselines = SummaryBaselines(documents, summaries, vocab_size=6)
+  guesses = baselines.predict(np.array([[1, 3, 0, 0], [5, 5, 1, 0], [4, 4, 2, 2]]))
+  assert guesses['majority'] == ['no goals'] * 3
+  # Cosine on word counts: [1, 3] is nearest to document 0, [5, 5, 1] to document 2, [4, 4, 2, 2] to document 1.
+  assert guesses['bow'] == ['rovers won', 'no goals', 'no goals']
+  assert baselines.predict(np.zeros((0, 4), np.int64)) == {'majority': [], 'bow': []}
+  with pytest.raises(ValueError, match='one each'):
+    SummaryBaselines(documents, summaries[:2], vocab_size=6)

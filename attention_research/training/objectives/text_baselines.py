@@ -1,11 +1,16 @@
-"""Baselines the text objectives report beside the model: a majority rule and a bag-of-words logistic regression
-(scikit-learn), fitted on the task's train split, applied to the very batches the model is evaluated on."""
+"""Baselines the text objectives report beside the model: a majority rule and a bag-of-words model (logistic
+regression; for summaries, nearest-neighbour retrieval; scikit-learn), fitted on the task's train split, applied to
+the very batches the model is evaluated on."""
 
 from __future__ import annotations
+
+import collections
+from typing import Sequence
 
 import numpy as np
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import NearestNeighbors
 
 
 def _rows(matrix_rows, width):
@@ -79,3 +84,27 @@ class TaggingBaselines:
     flat = self.bow.predict(self.features(inputs)) if inputs else np.zeros(0, np.int64)
     cuts = np.cumsum([len(x) for x in inputs])[:-1]
     return {'majority': majority, 'bow': np.split(flat, cuts)}
+
+
+class SummaryBaselines:
+  """Two summaries that need no reading of the goals: the most frequent training summary (majority), and the
+  training summary of the nearest training document by cosine similarity of word counts (bag-of-words retrieval,
+  scikit-learn's NearestNeighbors)."""
+
+  def __init__(self, documents, summaries: Sequence[str], vocab_size: int):
+    if len(documents) != len(summaries) or not summaries:
+      raise ValueError(f'{len(documents)} documents and {len(summaries)} summaries: one each, at least one, '
+                       'expected.')
+    self.vocab_size = vocab_size
+    self.summaries = list(summaries)
+    self.majority = collections.Counter(self.summaries).most_common(1)[0][0]  # ties: the first seen
+    self.index = NearestNeighbors(n_neighbors=1, metric='cosine').fit(self.features(documents))
+
+  def features(self, documents):
+    return _rows([np.asarray(x)[np.asarray(x) != 0].astype(np.int64) for x in documents], self.vocab_size)
+
+  def predict(self, documents) -> dict[str, list[str]]:
+    if not len(documents):
+      return {'majority': [], 'bow': []}
+    nearest = self.index.kneighbors(self.features(documents), return_distance=False)[:, 0]
+    return {'majority': [self.majority] * len(documents), 'bow': [self.summaries[i] for i in nearest]}
