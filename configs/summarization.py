@@ -1,8 +1,8 @@
 r"""Summarization of football match reports (reports) with the Transformer EncoderDecoder and beam search.
 
   python -m experiments.train --config=configs/summarization.py --workdir=runs/summarization
-  python -m experiments.compare --config=configs/summarization.py --variants=dot_product --seeds=3 \
-      --workdir=runs/summarization
+  python -m experiments.compare --config=configs/summarization.py --variants=dot_product,linear --seeds=3 \
+      --seed_mode=vmap --workdir=runs/summarization
 
 Data: the built-in `reports` task (three-paragraph match reports with distractor sentences; the summary is the
 result and the scorers in order); its `test_ood` split has longer reports with more distractors, and compare
