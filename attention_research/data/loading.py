@@ -16,21 +16,21 @@ def _builtin_modules() -> dict[str, ModuleType]:
                                                 fuzzy_recall, listops, memorization, mqar, noisy_recall,
                                                 number_phrases, number_translation, reports, scene_detection,
                                                 scene_segmentation, scene_vqa, selective_copying, sentiment_reviews,
-                                                spoken_digits, story_qa)
+                                                span_qa, spoken_digits, story_qa)
   return {'number_translation': number_translation, 'number_phrases': number_phrases, 'mqar': mqar,
           'listops': listops, 'digits': digits, 'distorted_digits': distorted_digits,
           'digit_scenes': digit_scenes, 'scene_vqa': scene_vqa, 'spoken_digits': spoken_digits,
           'entities': entities, 'story_qa': story_qa, 'sentiment_reviews': sentiment_reviews, 'reports': reports,
           'selective_copying': selective_copying, 'fuzzy_recall': fuzzy_recall, 'noisy_recall': noisy_recall,
           'compression': compression, 'memorization': memorization, 'scene_segmentation': scene_segmentation,
-          'scene_detection': scene_detection}
+          'scene_detection': scene_detection, 'span_qa': span_qa}
 
 
 # The recall family (synthetic skill tasks of Zoology and MAD, token classification like mqar).
 RECALL_TASKS = ('selective_copying', 'fuzzy_recall', 'noisy_recall', 'compression', 'memorization')
 BUILTIN_TASKS = ('number_translation', 'number_phrases', 'mqar', 'listops', 'digits', 'distorted_digits',
                  'digit_scenes', 'scene_vqa', 'spoken_digits', 'entities', 'story_qa', 'sentiment_reviews', 'reports',
-                 'scene_segmentation', 'scene_detection') + RECALL_TASKS
+                 'scene_segmentation', 'scene_detection', 'span_qa') + RECALL_TASKS
 
 
 def public_datasets() -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from attention_research.data.pipeline import BatchIterator, Dense, Ragged
 from attention_research.data.tokenizers import Tokenizer
 
 KINDS = ('seq2seq', 'classification', 'token_classification', 'lm', 'captioning', 'asr', 'segmentation',
-         'detection')
+         'detection', 'span_qa')
 
 
 @dataclasses.dataclass

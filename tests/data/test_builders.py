@@ -13,12 +13,12 @@ EXPECTED_KIND = {'number_translation': 'seq2seq', 'number_phrases': 'seq2seq', '
                  'scene_vqa': 'classification', 'distorted_digits': 'classification', 'spoken_digits': 'asr',
                  'entities': 'token_classification', 'story_qa': 'classification',
                  'sentiment_reviews': 'classification', 'reports': 'seq2seq', 'scene_segmentation': 'segmentation',
-                 'scene_detection': 'detection',
+                 'scene_detection': 'detection', 'span_qa': 'span_qa',
                  **{name: 'token_classification' for name in data.loading.RECALL_TASKS}}
 # Splits beyond train / validation / test, and the config field of their size.
 EXTRA_SPLITS = {'entities': {'test_ood': 'num_test_ood'}, 'story_qa': {'test_ood': 'num_test_ood'},
                 'number_phrases': {'test_long': 'num_test_long'}, 'sentiment_reviews': {'test_ood': 'num_test_ood'},
-                'reports': {'test_ood': 'num_test_ood'}}
+                'reports': {'test_ood': 'num_test_ood'}, 'span_qa': {'test_ood': 'num_test_ood'}}
 
 # Batch key -> (dtype, rank) per task, from the documented batch formats.
 EXPECTED_BATCH = {
@@ -40,6 +40,8 @@ EXPECTED_BATCH = {
     'reports': {'inputs': (np.int32, 2), 'targets': (np.int32, 2)},
     'scene_segmentation': {'image': (np.float32, 4), 'mask': (np.int32, 3)},
     'scene_detection': {'image': (np.float32, 4), 'boxes': (np.float32, 3), 'labels': (np.int32, 2)},
+    'span_qa': {'inputs': (np.int32, 2), 'support': (np.int32, 2), 'offset': (np.int32, 1), 'start': (np.int32, 1),
+                'end': (np.int32, 1), 'question_type': (np.int32, 1)},
     **{name: {'inputs': (np.int32, 2), 'targets': (np.int32, 2)} for name in data.loading.RECALL_TASKS},
 }
 
@@ -47,7 +49,7 @@ EXPECTED_BATCH = {
 IDENTITY = {'number_translation': 'number', 'number_phrases': 'source', 'mqar': 'inputs', 'listops': 'expression',
             'digits': 'index', 'digit_scenes': 'image', 'scene_vqa': 'image', 'distorted_digits': 'image',
             'spoken_digits': 'digits', 'entities': 'text', 'story_qa': 'story', 'sentiment_reviews': 'text',
-            'reports': 'report', 'scene_segmentation': 'image', 'scene_detection': 'image',
+            'reports': 'report', 'scene_segmentation': 'image', 'scene_detection': 'image', 'span_qa': 'passage',
             **{name: 'inputs' for name in data.loading.RECALL_TASKS}}
 
 

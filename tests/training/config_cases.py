@@ -23,6 +23,7 @@ SMOKE = [
     ('recall.py:smoke', 'accuracy'),
     ('recall.py:task=selective_copying,smoke', 'accuracy'),
     ('sentiment.py:smoke', 'accuracy'),
+    ('span_qa.py:smoke', 'f1'),
     ('summarization.py:smoke', 'rougeL'),
     ('segmentation.py:smoke', 'mean_iou'),
     ('vqa.py:smoke', 'accuracy'),

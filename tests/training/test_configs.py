@@ -18,8 +18,8 @@ def load(arg):
 
 def test_every_config_file_has_a_smoke_test_and_a_run_command():
   assert CONFIGS == ['asr.py', 'captioning.py', 'classification.py', 'detection.py', 'lm.py', 'ner.py', 'qa.py',
-                     'recall.py', 'segmentation.py', 'sentiment.py', 'stn.py', 'summarization.py', 'translation.py',
-                     'vqa.py']
+                     'recall.py', 'segmentation.py', 'sentiment.py', 'span_qa.py', 'stn.py', 'summarization.py',
+                     'translation.py', 'vqa.py']
   for name in CONFIGS:
     assert any(arg.startswith(name) for arg, _ in SMOKE), name
     source = open(os.path.join(ROOT, 'configs', name)).read()

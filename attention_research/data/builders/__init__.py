@@ -3,7 +3,8 @@
 from attention_research.data.builders import (compression, digit_scenes, digits, distorted_digits, entities,
                                               fuzzy_recall, listops, memorization, mqar, noisy_recall, number_phrases,
                                               number_translation, reports, scene_detection, scene_segmentation,
-                                              scene_vqa, selective_copying, sentiment_reviews, spoken_digits, story_qa)
+                                              scene_vqa, selective_copying, sentiment_reviews, span_qa, spoken_digits,
+                                              story_qa)
 from attention_research.data.builders.compression import Compression
 from attention_research.data.builders.digit_scenes import DigitScenes
 from attention_research.data.builders.digits import Digits
@@ -22,5 +23,6 @@ from attention_research.data.builders.scene_segmentation import SceneSegmentatio
 from attention_research.data.builders.scene_vqa import SceneVqa
 from attention_research.data.builders.selective_copying import SelectiveCopying
 from attention_research.data.builders.sentiment_reviews import SentimentReviews
+from attention_research.data.builders.span_qa import SpanQa
 from attention_research.data.builders.spoken_digits import SpokenDigits
 from attention_research.data.builders.story_qa import StoryQa

@@ -13,6 +13,7 @@ from attention_research.training.objectives.lm import LanguageModel
 from attention_research.training.objectives.ner import NamedEntities
 from attention_research.training.objectives.sentiment import Sentiment
 from attention_research.training.objectives.segmentation import Segmentation
+from attention_research.training.objectives.span_qa import SpanQA
 from attention_research.training.objectives.seq2seq import Seq2Seq
 from attention_research.training.objectives.story_qa import StoryQA
 from attention_research.training.objectives.summarization import Summarization
@@ -32,6 +33,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     'segmentation': Segmentation,
     'vqa': VisualQA,
     'detection': Detection,
+    'span_qa': SpanQA,
 }
 
 
