@@ -14,11 +14,11 @@ Options (after the colon, comma-separated):
   beam=<n>              beam size of evaluation decoding (default 4; 1 = greedy).
   smoke                 tiny data and model, a few steps: a run of seconds, for tests.
 
-Measured (docs/text_sentiment_summaries.md): dot_product shortened to 400 steps (--config.train.steps=400
---config.optim.learning_rate=2e-3 --config.data.eval_examples=100): 976 s for compare with test_ood (load average
-17-24) and 525 s / 136 s for train (load average 9-16 / 4-8) on 2 shared CPU cores, 0.6-4.2 steps/s; ROUGE-L
-70.0 ± 2.3 over seeds 0-2 (sample std).
-The default 1500 steps were not timed.
+Measured (docs/text_sentiment_summaries.md): compare of dot_product and linear, 3 vmapped seeds, the default 1500
+steps: 31 min 27 s in all on 2 CPU cores shared with another job (load average 3-4), 1.3 (dot_product) and 2.2
+(linear) steps/s; test ROUGE-L 86.1 ± 0.9 and 77.3 ± 1.6 (exact match 0.55 and 0.26) against 36 for the
+majority and retrieval baselines. A run of minutes: --variants=dot_product --config.train.steps=400
+--config.optim.learning_rate=2e-3 --config.data.eval_examples=100 (ROUGE-L 70.1 ± 2.3; 2.3 to 16 minutes per seed, by the load).
 """
 
 from attention_research.training.config_files import make_config, parse_arg
