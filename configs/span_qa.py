@@ -27,7 +27,8 @@ average in training). Test / test_ood:
 These are about the exact match of answering with the right kind of span for a random person of the passage
 (0.42 / 0.24): in 1500 steps the model learns what kind of span each question asks for, not yet whose it is;
 support_mass stays at or below support_share (0.07 against 0.10 on test). 4000 steps (17 minutes, load 1.5-3) reach
-exact match 0.82 on the training batches but 0.43 on test: the passages are memorised, not read (docs/text.md).
+exact match 0.82 on the training batches (gold positions) but 0.43 on test: the passages are memorised, not read
+(docs/text.md).
 """
 
 from attention_research.training.config_files import make_config, parse_arg
