@@ -166,6 +166,27 @@ def attention_maps(model, call: Callable) -> dict[str, Any]:
   return maps
 
 
+def last_layer(maps, group: str):
+  """The last layer's weights [B, N, Q, K] of one group of captured maps ('self', 'cross'), or None when the model
+  sowed none (a variant without attention weights)."""
+  layers = maps.get(group) if maps else None
+  if layers is None or (isinstance(layers, (list, tuple)) and not layers):
+    return None
+  return layers[-1] if isinstance(layers, (list, tuple)) else layers
+
+
+def salient_mass(weights_BNQK, salient_BL, valid_BL, use_cls: bool):
+  """Attention mass on the salient keys per row [B]: the cls query (key 0 is the cls token) or the mean over the
+  valid queries; weights averaged over heads."""
+  w_BQK = weights_BNQK.astype(jnp.float32).mean(1)
+  salient_BL = salient_BL.astype(jnp.float32)
+  if use_cls:
+    return jnp.einsum('BK,BK->B', w_BQK[:, 0, 1:], salient_BL)
+  valid = valid_BL.astype(jnp.float32)
+  per_query_BQ = jnp.einsum('BQK,BK->BQ', w_BQK, salient_BL)
+  return (per_query_BQ * valid).sum(-1) / jnp.maximum(valid.sum(-1), 1.0)
+
+
 def pad_rows(batch: Batch, rows: int) -> tuple[dict, int]:
   """Pads every array of a batch with zero rows up to `rows` so evaluation compiles once."""
   n = len(next(iter(batch.values())))

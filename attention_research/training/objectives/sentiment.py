@@ -19,7 +19,8 @@ import optax
 
 from attention_research.layers.capture import capture_attention
 from attention_research.training.objectives import base, classification
-from attention_research.training.objectives.text_baselines import _fit, _rows
+from attention_research.training.objectives.base import salient_mass
+from attention_research.training.objectives.text_baselines import _fit, word_counts
 
 
 class BagOfWordsBaselines:
@@ -31,22 +32,10 @@ class BagOfWordsBaselines:
     self.bow = _fit(self.features(inputs_NL), np.asarray(label_N))
 
   def features(self, inputs_NL):
-    return _rows([np.asarray(x)[np.asarray(x) != 0].astype(np.int64) for x in inputs_NL], self.vocab_size)
+    return word_counts(inputs_NL, self.vocab_size)
 
   def predict(self, inputs_NL) -> dict[str, np.ndarray]:
     return {'majority': np.full(len(inputs_NL), self.majority), 'bow': self.bow.predict(self.features(inputs_NL))}
-
-
-def salient_mass(weights_BNQK, salient_BL, valid_BL, use_cls: bool):
-  """Attention mass on the salient tokens per row [B]: the cls query (key 0 is the cls token) or the mean over
-  real queries; weights averaged over heads."""
-  w_BQK = weights_BNQK.astype(jnp.float32).mean(1)
-  salient_BL = salient_BL.astype(jnp.float32)
-  if use_cls:
-    return jnp.einsum('BK,BK->B', w_BQK[:, 0, 1:], salient_BL)
-  valid = valid_BL.astype(jnp.float32)
-  per_query_BQ = jnp.einsum('BQK,BK->BQ', w_BQK, salient_BL)
-  return (per_query_BQ * valid).sum(-1) / jnp.maximum(valid.sum(-1), 1.0)
 
 
 class Sentiment(classification.Classification):
@@ -70,10 +59,9 @@ class Sentiment(classification.Classification):
     logits, maps = capture_attention(lambda m: m(tokens, deterministic=True), model)
     per_row = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch['label'])
     valid = tokens != self.info.get('pad_id', 0)
-    layers = maps.get('self') if maps else None
-    if not layers:  # a variant without attention weights
+    last = base.last_layer(maps, 'self')
+    if last is None:  # a variant without attention weights
       return jnp.argmax(logits, -1), per_row, jnp.full(per_row.shape, jnp.nan)
-    last = layers[-1] if isinstance(layers, list) else layers
     use_cls = last.shape[-1] == tokens.shape[1] + 1
     return jnp.argmax(logits, -1), per_row, salient_mass(last, batch['sentiment'], valid, use_cls)
 

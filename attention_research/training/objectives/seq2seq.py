@@ -210,18 +210,24 @@ class Seq2Seq(base.Objective):
   def _eval_fn(self, model, batch):
     """(tokens, *teacher_forced), and with a gold alignment in the batch the argmax links [B, L, T] of each
     decoder layer's cross-attention (none for a model without attention)."""
-    targets = batch['targets']
-    call = lambda m: m(batch['inputs'], shift_right(targets, self.info.get('bos_id', 1)), deterministic=True)
     links = None
     if alignment.ALIGNMENT_KEY in batch:
-      logits, maps = capture_attention(call, model)
+      logits, maps, tokens = self._forward_and_generate(model, batch, capture=True)
       links = alignment.argmax_links(maps, batch['inputs'], pad_id=self.info.get('pad_id', 0),
                                      eos_id=self.info.get('eos_id', 2))
     else:
-      logits = call(model)
+      logits, _, tokens = self._forward_and_generate(model, batch, capture=False)
+    return (tokens,) + teacher_forced(logits, batch['targets']) + (() if links is None else (links,))
+
+  def _forward_and_generate(self, model, batch, *, capture: bool):
+    """(logits teacher-forced on the reference, the attention maps they sowed (None unless capture), the
+    decoded tokens)."""
+    targets_in = shift_right(batch['targets'], self.info.get('bos_id', 1))
+    call = lambda m: m(batch['inputs'], targets_in, deterministic=True)
+    logits, maps = capture_attention(call, model) if capture else (call(model), None)
     tokens = model.generate(batch['inputs'], max_length=self.decode_length, beam_size=self.options.beam_size,
                             alpha=self.options.length_penalty)
-    return (tokens,) + teacher_forced(logits, targets) + (() if links is None else (links,))
+    return logits, maps, tokens
 
   def evaluate(self, model, batches):
     """Text metrics of the decoded outputs; with a gold alignment also corpus AER of the cross-attention's

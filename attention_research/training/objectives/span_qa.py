@@ -146,15 +146,12 @@ class SpanQA(base.Objective):
     logits, maps = capture_attention(lambda m: m(tokens, deterministic=True), model)
     nll, start_logp, end_logp = self._nll(logits, batch)
     start, end = best_spans(start_logp, end_logp, self._valid(batch), self.options.max_answer_length)
-    layers = maps.get('self') if maps else None
-    if not layers:  # a variant without attention weights
+    last = base.last_layer(maps, 'self')
+    if last is None:  # a variant without attention weights
       return start, end, nll, jnp.full(nll.shape, jnp.nan)
-    last = layers[-1] if isinstance(layers, list) else layers
-    w_BQK = last.astype(jnp.float32).mean(1)
     positions = jnp.arange(tokens.shape[1])[None, :]
-    question_BQ = ((positions >= 1) & (positions < batch['offset'][:, None] - 1)).astype(jnp.float32)
-    per_query_BQ = jnp.einsum('BQK,BK->BQ', w_BQK, batch['support'].astype(jnp.float32))
-    return start, end, nll, (per_query_BQ * question_BQ).sum(-1) / jnp.maximum(question_BQ.sum(-1), 1.0)
+    question_BQ = (positions >= 1) & (positions < batch['offset'][:, None] - 1)  # between [cls] and [sep]
+    return start, end, nll, base.salient_mass(last, batch['support'], question_BQ, use_cls=False)
 
   def _text(self, ids) -> str:
     return self.tokenizer_for('inputs').decode(np.asarray(ids))

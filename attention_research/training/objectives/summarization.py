@@ -18,7 +18,6 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from attention_research.layers import capture_attention
 from attention_research.training.objectives import base, seq2seq
 from attention_research.training.objectives.text_baselines import SummaryBaselines
 
@@ -64,17 +63,10 @@ class Summarization(seq2seq.Seq2Seq):
   def _eval_fn(self, model, batch):
     """(tokens, *teacher_forced, tokens again for on_batch, the last decoder layer's cross-attention [B, T, S]
     teacher-forced on the reference and averaged over heads, left out for a model that sows none)."""
-    targets = batch['targets']
-    targets_in = seq2seq.shift_right(targets, self.info.get('bos_id', 1))
-    logits, maps = capture_attention(lambda m: m(batch['inputs'], targets_in, deterministic=True), model)
-    tokens = model.generate(batch['inputs'], max_length=self.decode_length, beam_size=self.options.beam_size,
-                            alpha=self.options.length_penalty)
-    layers = (maps or {}).get('cross')
-    cross = None
-    if layers is not None:
-      last = layers[-1] if isinstance(layers, (list, tuple)) else layers
-      cross = last.astype(jnp.float32).mean(1) if last.ndim == 4 else last.astype(jnp.float32)
-    return (tokens,) + seq2seq.teacher_forced(logits, targets) + (tokens,) + (() if cross is None else (cross,))
+    logits, maps, tokens = self._forward_and_generate(model, batch, capture=True)
+    last = base.last_layer(maps, 'cross')
+    cross = () if last is None else (last.astype(jnp.float32).mean(1) if last.ndim == 4 else last.astype(jnp.float32),)
+    return (tokens,) + seq2seq.teacher_forced(logits, batch['targets']) + (tokens,) + cross
 
   def evaluate(self, model, batches):
     hyps, refs = [], []

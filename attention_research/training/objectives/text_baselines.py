@@ -20,6 +20,11 @@ def _rows(matrix_rows, width):
   return sparse.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(matrix_rows), width))
 
 
+def word_counts(rows, vocab_size: int):
+  """Sparse [N, vocab_size] word counts of id rows (padding, id 0, left out): a bag of words per row."""
+  return _rows([np.asarray(x)[np.asarray(x) != 0].astype(np.int64) for x in rows], vocab_size)
+
+
 def _fit(x, y, seed: int = 0):
   if len(np.unique(y)) < 2:  # one class: a constant predictor
     return _Constant(int(y[0]))
@@ -101,7 +106,7 @@ class SummaryBaselines:
     self.index = NearestNeighbors(n_neighbors=1, metric='cosine').fit(self.features(documents))
 
   def features(self, documents):
-    return _rows([np.asarray(x)[np.asarray(x) != 0].astype(np.int64) for x in documents], self.vocab_size)
+    return word_counts(documents, self.vocab_size)
 
   def predict(self, documents) -> dict[str, list[str]]:
     if not len(documents):
