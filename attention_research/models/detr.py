@@ -11,6 +11,10 @@ are matched to the same objects from step to step, which DETR's identical querie
 class head needs to learn at all in a few thousand steps). The encoder's self-attention and the decoder's
 cross-attention use `attention` (any registered variant that has a cross form); the queries' self-attention is
 dot-product. With aux_loss the heads also read every earlier decoder layer (DETR's auxiliary decoding losses).
+With two_stage (Zhu et al. 2021's two-stage Deformable DETR; Zhang et al. 2023's DINO keeps the learned query
+embeddings beside the selected positions, as here) the encoder proposes a class and a box at every feature cell, and
+the queries start from the best-scoring proposals instead of fixed points: each query's reference box is its
+proposal's box, which the decoder refines, and its content starts as the encoded feature of that cell.
 
 GridDetector, the baseline: the same backbone, then per grid cell a small conv head that scores each of a few
 fixed square anchors centred on the cell; its boxes are the anchors themselves. Same outputs, same loss.
@@ -68,12 +72,22 @@ class DETRConfig:
   # Start each query's residual stream from the encoded features at its reference point (bilinear), as two-stage
   # DETRs start from encoder features, instead of from zero: its class can then be read from the start.
   query_content: bool = True
+  # Two-stage query selection (Deformable DETR's two-stage variant, DINO's mixed query selection): the encoder
+  # scores a class and a box at every feature cell ('enc_logits', 'enc_boxes', trained with the same set loss);
+  # the Q cells of highest real-class probability give the queries their reference boxes (the decoder refines
+  # them) and their first content (the encoded feature there); the learned query embeddings stay as each slot's
+  # position term, plus the position embedding at the reference centre. Without it every query keeps one fixed
+  # reference point, and an object far from all of them is found only through diffuse cross-attention.
+  two_stage: bool = False
 
   def __post_init__(self):
     _check_backbone(self)
     for name in ('d_model', 'num_heads', 'num_encoder_layers', 'num_decoder_layers', 'num_queries'):
       check_positive(name, getattr(self, name))
     check_positive('mlp_dim', self.mlp_dim, allow_none=True)
+    if self.two_stage and self.num_queries > self.grid[0] * self.grid[1]:
+      raise ValueError(f'two_stage selects num_queries={self.num_queries} of the {self.grid[0] * self.grid[1]} '
+                       'feature cells; use at most that many queries.')
     if self.d_model % self.num_heads or self.d_model % 2:
       raise ValueError(f'd_model={self.d_model} must be even and divisible by num_heads={self.num_heads}.')
     attention_lib.check_cross(self.attention)  # ValueError for an unknown variant or one without a cross form
@@ -85,6 +99,11 @@ class DETRConfig:
   def grid(self) -> tuple[int, int]:
     side = self.image_size // 2 ** len(self.backbone_channels)
     return side, side
+
+
+def _logit(p):
+  p = jnp.clip(p, 1e-4, 1 - 1e-4)
+  return jnp.log(p / (1 - p))
 
 
 def reference_logits(num_queries: int) -> np.ndarray:
@@ -134,18 +153,19 @@ class DecoderLayer(nnx.Module):
     self.mlp = MLP(D, cfg.mlp_dim or 4 * D, dropout_rate=rate, rngs=rngs)
     self.dropout = nnx.Dropout(rate, rngs=rngs if rate > 0 else None)
 
-  def __call__(self, x_BQD, query_pos_QD, memory_BSD, *, deterministic=True):
+  def __call__(self, x_BQD, query_pos, memory_BSD, *, deterministic=True):
     def add(x, h):
       return x + self.dropout(h, deterministic=deterministic)
 
-    x = add(x_BQD, self.self_attention(self.ln_self(x_BQD) + query_pos_QD, deterministic=deterministic))
-    x = add(x, self.cross_attention(self.ln_cross(x) + query_pos_QD, memory_BSD, deterministic=deterministic))
+    x = add(x_BQD, self.self_attention(self.ln_self(x_BQD) + query_pos, deterministic=deterministic))
+    x = add(x, self.cross_attention(self.ln_cross(x) + query_pos, memory_BSD, deterministic=deterministic))
     return add(x, self.mlp(self.ln_mlp(x), deterministic=deterministic))
 
 
 class DETR(nnx.Module):
   """image [B, H, W, C] -> {'logits' [B, Q, C+1], 'boxes' [B, Q, 4] (cx, cy, w, h) in [0, 1]} (+ 'aux_logits'
-  [L-1, B, Q, C+1] and 'aux_boxes' [L-1, B, Q, 4] with aux_loss and more than one decoder layer)."""
+  [L-1, B, Q, C+1] and 'aux_boxes' [L-1, B, Q, 4] with aux_loss and more than one decoder layer; with two_stage
+  also the encoder's proposals 'enc_logits' [B, S, C+1] and 'enc_boxes' [B, S, 4])."""
 
   Config = DETRConfig
 
@@ -168,6 +188,10 @@ class DETR(nnx.Module):
     self.decoder_norm = nnx.LayerNorm(D, rngs=rngs)
     self.class_head = nnx.Linear(D, cfg.num_classes + 1, rngs=rngs)
     self.box_head = nnx.List([nnx.Linear(D, D, rngs=rngs), nnx.Linear(D, D, rngs=rngs), nnx.Linear(D, 4, rngs=rngs)])
+    if cfg.two_stage:
+      self.proposal_norm = nnx.LayerNorm(D, rngs=rngs)
+      self.proposal_class = nnx.Linear(D, cfg.num_classes + 1, rngs=rngs)
+      self.proposal_box = nnx.List([nnx.Linear(D, D, rngs=rngs), nnx.Linear(D, 4, rngs=rngs)])
 
   def positions(self):
     """Learned 2-D position embedding [S, D], row-major over the feature grid."""
@@ -176,13 +200,21 @@ class DETR(nnx.Module):
     cols = jnp.broadcast_to(self.col_embed[...][None, :, :], (h, w, half))
     return jnp.concatenate([rows, cols], -1).reshape(h * w, -1)
 
-  def reference_weights(self):
-    """[Q, S]: bilinear (tent) weights of the feature cells around each query's reference point."""
+  def reference_weights(self, points=None):
+    """[..., Q, S]: bilinear (tent) weights of the feature cells around reference points [..., Q, 2] (x, y) in
+    [0, 1]; by default the queries' own learned points."""
     (h, w) = self.cfg.grid
-    ref = jax.nn.sigmoid(self.reference[...])  # [Q, 2] (x, y) in [0, 1]
-    wx = jnp.clip(1 - jnp.abs(ref[:, 0:1] * w - (jnp.arange(w) + 0.5)), 0)  # [Q, w]
-    wy = jnp.clip(1 - jnp.abs(ref[:, 1:2] * h - (jnp.arange(h) + 0.5)), 0)  # [Q, h]
-    return (wy[:, :, None] * wx[:, None, :]).reshape(ref.shape[0], h * w)
+    ref = jax.nn.sigmoid(self.reference[...]) if points is None else points
+    wx = jnp.clip(1 - jnp.abs(ref[..., 0:1] * w - (jnp.arange(w) + 0.5)), 0)  # [..., Q, w]
+    wy = jnp.clip(1 - jnp.abs(ref[..., 1:2] * h - (jnp.arange(h) + 0.5)), 0)  # [..., Q, h]
+    return (wy[..., :, None] * wx[..., None, :]).reshape(ref.shape[:-1] + (h * w,))
+
+  def cell_boxes(self):
+    """[S, 4] (cx, cy, w, h): each feature cell's own square, row-major: the anchors of the encoder's proposals."""
+    (h, w) = self.cfg.grid
+    cy, cx = np.meshgrid((np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w, indexing='ij')
+    return jnp.asarray(np.stack([cx, cy, np.full_like(cx, 1 / w), np.full_like(cy, 1 / h)], -1).reshape(-1, 4),
+                       jnp.float32)
 
   def encode(self, image, *, deterministic=True):
     """image -> memory [B, S, D] that the queries cross-attend to."""
@@ -195,30 +227,51 @@ class DETR(nnx.Module):
     # Positions again on the keys and values of every cross-attention, as DETR adds them to its keys.
     return self.encoder_norm(x) + pos_SD
 
-  def _heads(self, x):
-    x = self.decoder_norm(x)
+  def _box(self, layers, x, reference=None):
     b = x
-    for i, layer in enumerate(self.box_head):
-      b = layer(b) if i == len(self.box_head) - 1 else jax.nn.relu(layer(b))
+    for i, layer in enumerate(layers):
+      b = layer(b) if i == len(layers) - 1 else jax.nn.relu(layer(b))
     b = b.astype(jnp.float32)
-    # The centre is an offset from the query's reference point (in logit space, as Deformable DETR refines boxes).
-    centre = jax.nn.sigmoid(b[..., :2] + self.reference[...])
-    return self.class_head(x), jnp.concatenate([centre, jax.nn.sigmoid(b[..., 2:])], -1)
+    if reference is None:  # the centre is an offset from the query's reference point, in logit space
+      return jnp.concatenate([jax.nn.sigmoid(b[..., :2] + self.reference[...]), jax.nn.sigmoid(b[..., 2:])], -1)
+    # the whole box refines a reference box in logit space, as Deformable DETR refines boxes
+    return jax.nn.sigmoid(b + _logit(reference))
+
+  def _heads(self, x, reference=None):
+    x = self.decoder_norm(x)
+    return self.class_head(x), self._box(self.box_head, x, reference)
+
+  def _select(self, memory_BSD, pos_SD):
+    """Two-stage query selection: (proposal logits [B, S, C+1], proposal boxes [B, S, 4], first content
+    [B, Q, D], query positions [B, Q, D], reference boxes [B, Q, 4])."""
+    x = self.proposal_norm(memory_BSD - pos_SD)
+    logits_BSC = self.proposal_class(x)
+    boxes_BS4 = self._box(self.proposal_box, x, self.cell_boxes())
+    score_BS = jax.nn.softmax(logits_BSC.astype(jnp.float32), -1)[..., :-1].max(-1)
+    _, idx_BQ = jax.lax.top_k(jax.lax.stop_gradient(score_BS), self.cfg.num_queries)
+    reference_BQ4 = jax.lax.stop_gradient(jnp.take_along_axis(boxes_BS4, idx_BQ[..., None], axis=1))
+    content_BQD = jnp.take_along_axis(memory_BSD, idx_BQ[..., None], axis=1)
+    query_pos_BQD = self.queries[...] + self.reference_weights(reference_BQ4[..., :2]) @ pos_SD
+    return logits_BSC, boxes_BS4, content_BQD, query_pos_BQD, reference_BQ4
 
   def __call__(self, image, *, deterministic=True):
     memory = self.encode(image, deterministic=deterministic)
     B = memory.shape[0]
-    query_pos_QD = self.queries[...]
-    x = jnp.einsum('QS,BSD->BQD', self.reference_weights(), memory) if self.cfg.query_content else \
-        jnp.zeros((B,) + query_pos_QD.shape, memory.dtype)
+    out, reference = {}, None
+    if self.cfg.two_stage:
+      out['enc_logits'], out['enc_boxes'], x, query_pos, reference = self._select(memory, self.positions())
+    else:
+      query_pos = self.queries[...]
+      x = jnp.einsum('QS,BSD->BQD', self.reference_weights(), memory) if self.cfg.query_content else \
+          jnp.zeros((B,) + query_pos.shape, memory.dtype)
     outs = []
     for layer in self.decoder:
-      x = layer(x, query_pos_QD, memory, deterministic=deterministic)
+      x = layer(x, query_pos, memory, deterministic=deterministic)
       outs.append(x)
     if not (self.cfg.aux_loss and len(outs) > 1):
       outs = outs[-1:]
-    logits_LBQC, boxes_LBQ4 = self._heads(jnp.stack(outs))
-    out = {'logits': logits_LBQC[-1], 'boxes': boxes_LBQ4[-1]}
+    logits_LBQC, boxes_LBQ4 = self._heads(jnp.stack(outs), reference)
+    out.update(logits=logits_LBQC[-1], boxes=boxes_LBQ4[-1])
     if len(outs) > 1:
       out.update(aux_logits=logits_LBQC[:-1], aux_boxes=boxes_LBQ4[:-1])
     return out

@@ -29,7 +29,8 @@ def test_every_config_file_has_a_smoke_test_and_a_run_command():
 @pytest.mark.parametrize('arg', [a for a, _ in SMOKE] + ['classification.py:task=imdb,smoke', 'lm.py',
                                                           'classification.py:task=mqar,suite',
                                                           'classification.py:task=digits,suite', 'asr.py:suite',
-                                                          'detection.py:model=grid,smoke']
+                                                          'detection.py:model=grid,smoke',
+                                                          'detection.py:queries=learned,smoke']
                          + ['recall.py:grid', 'recall.py:grid,full', 'recall.py:grid,smoke']
                          + [f'recall.py:task={t}' for t in RECALL_TASKS]
                          + [f'recall.py:task={t},smoke' for t in RECALL_TASKS])
@@ -60,6 +61,7 @@ def test_configs_are_locked_and_valid(arg):
     ('stn.py:backbone=resnet', "unknown backbone 'resnet'"),
     ('stn.py:backbone=vit,attention=nope,smoke', "config.model .*unknown attention variant 'nope'"),
     ('detection.py:model=yolo', "unknown model 'yolo'"),
+    ('detection.py:queries=random', "unknown queries 'random'"),
     ('detection.py:smoke,attention=gated_delta', 'cannot be a cross-attention'),
 ])
 def test_bad_config_options_fail_before_compiling(arg, match, tmp_path):

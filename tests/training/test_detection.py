@@ -133,3 +133,43 @@ def test_query_view_shows_each_query_attention_on_the_feature_grid():
   np.testing.assert_allclose(view['attention'].sum((1, 2)), 1.0, atol=1e-5)
   assert view['boxes'].shape == (3, 4) and (view['boxes'] >= 0).all() and (view['boxes'] <= 48).all()
   np.testing.assert_allclose(view['true_boxes'], [[4.8, 4.8, 14.4, 14.4]], atol=1e-3)
+
+
+def _two_stage_model(num_queries=3):
+  cfg = detr.DETRConfig(backbone_channels=(4, 4, 8), d_model=8, num_heads=2, num_encoder_layers=1,
+                        num_decoder_layers=2, mlp_dim=8, num_queries=num_queries, two_stage=True)
+  return detr.DETR(cfg, rngs=nnx.Rngs(0))
+
+
+def test_two_stage_queries_start_from_the_best_scoring_proposals():
+  model = _two_stage_model()
+  image = np.random.default_rng(1).random((2, 48, 48, 1)).astype(np.float32)
+  memory, logits, proposal_boxes, content, query_pos, reference = nnx.jit(
+      lambda m: (lambda mem: (mem,) + m._select(mem, m.positions()))(m.encode(image)))(model)
+  assert logits.shape == (2, 36, 11) and proposal_boxes.shape == (2, 36, 4) and query_pos.shape == (2, 3, 8)
+  score = np.asarray(jax.nn.softmax(logits, -1))[..., :-1].max(-1)
+  for b in range(2):
+    best = np.argsort(-score[b])[:3]  # the three cells of highest real-class probability, in that order
+    np.testing.assert_allclose(reference[b], proposal_boxes[b, best], rtol=1e-6)
+    np.testing.assert_allclose(content[b], memory[b, best], rtol=1e-6)
+  # A proposal box refines its own cell: with a zero box head it is the cell itself.
+  cells = np.asarray(model.cell_boxes())
+  np.testing.assert_allclose(cells[7], [1.5 / 6, 1.5 / 6, 1 / 6, 1 / 6], rtol=1e-6)
+  out = jax.eval_shape(model, image)
+  assert out['enc_logits'].shape == (2, 36, 11) and out['boxes'].shape == (2, 3, 4)
+  assert ((proposal_boxes > 0) & (proposal_boxes < 1)).all()
+
+
+def test_two_stage_proposals_are_trained_and_scored():
+  model = _two_stage_model()
+  objective = _objective()
+  batch = {'image': np.random.default_rng(2).random((2, 48, 48, 1)).astype(np.float32),
+           'boxes': np.array([[[0.1, 0.1, 0.3, 0.3], [0, 0, 0, 0]], [[0.5, 0.5, 0.9, 0.7], [0.1, 0.6, 0.3, 0.9]]],
+                             np.float32),
+           'labels': np.array([[5, -1], [2, 7]])}
+  grads = nnx.jit(nnx.grad(lambda m: objective.loss(m, batch, None)[0]))(model)
+  assert float(jnp.abs(grads.proposal_class.kernel[...]).sum()) > 0  # the proposals' own set loss reaches them
+  metrics = objective.evaluate(model, [batch])
+  assert {'map', 'ap50', 'proposal_map', 'proposal_ap50'} <= set(metrics) and metrics['examples'] == 2
+  with pytest.raises(ValueError, match='at most that many queries'):
+    detr.DETRConfig(num_queries=37, two_stage=True)

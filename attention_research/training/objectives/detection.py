@@ -2,7 +2,8 @@
 
 batch {'image' [B, H, W, C], 'boxes' [B, M, 4] (x0, y0, x1, y1) / image size, 'labels' [B, M] (-1 pads)};
 the model returns {'logits' [B, Q, C+1] (last = no-object), 'boxes' [B, Q, 4] (cx, cy, w, h) in [0, 1]} and,
-with auxiliary decoding losses, 'aux_logits' / 'aux_boxes' [L-1, B, Q, ...], each matched and scored alike.
+with auxiliary decoding losses, 'aux_logits' / 'aux_boxes' [L-1, B, Q, ...], and a two-stage model's proposals
+'enc_logits' / 'enc_boxes' [B, S, ...], each matched and scored alike.
 
 Evaluation scores every query as a detection, as DETR does: its box, its most likely real class and that
 class's probability as the score; pycocotools computes AP@[.5:.95] ('map') and AP@.5 ('ap50').
@@ -22,7 +23,9 @@ from attention_research.training.objectives import base, boxes, coco
 class Detection(base.Objective):
   kind = 'detection'
   Options = boxes.LossWeights
-  metric_names = (('map', 'max'), ('ap50', 'max'), ('loss', 'min'))
+  # proposal_*: a two-stage model's encoder proposals scored alone (every feature cell a detection), so a table
+  # shows what the decoder's queries add to them; '–' for models without proposals.
+  metric_names = (('map', 'max'), ('ap50', 'max'), ('loss', 'min'), ('proposal_map', 'max'))
 
   def model_defaults(self):
     h, _, c = self.info['image_shape']
@@ -37,6 +40,10 @@ class Detection(base.Objective):
     if 'aux_logits' in out:
       for logits, pred in zip(out['aux_logits'], out['aux_boxes']):
         total = total + self._set_loss(logits, pred, batch)[0]
+    if 'enc_logits' in out:  # a two-stage model's proposals, one per feature cell, matched like the queries
+      enc, enc_parts = self._set_loss(out['enc_logits'], out['enc_boxes'], batch)
+      total = total + enc
+      parts = {**parts, 'proposal_class_loss': enc_parts['class_loss']}
     return total, parts
 
   def _eval_fn(self, model, batch):
@@ -46,7 +53,9 @@ class Detection(base.Objective):
       return self._set_loss(logits[None], pred[None], {'boxes': target_boxes[None], 'labels': labels[None]})[0]
 
     per_image = jax.vmap(one)(out['logits'], out['boxes'], batch['boxes'], batch['labels'])
-    return jax.nn.softmax(out['logits'].astype(jnp.float32), -1), out['boxes'], per_image
+    probs = lambda logits: jax.nn.softmax(logits.astype(jnp.float32), -1)
+    proposals = (probs(out['enc_logits']), out['enc_boxes']) if 'enc_logits' in out else None
+    return probs(out['logits']), out['boxes'], per_image, proposals
 
   def detections(self, probs_BQC, boxes_BQ4):
     """Per image (boxes [Q, 4] xyxy pixels, scores [Q], labels [Q]) from class probabilities and cxcywh boxes."""
@@ -63,17 +72,22 @@ class Detection(base.Objective):
     return [(np.round(b[l >= 0] * scale, 3), l[l >= 0]) for b, l in zip(np.asarray(boxes_BM4), np.asarray(labels_BM))]
 
   def evaluate(self, model, batches):
-    truth, dets, losses = [], [], []
+    truth, dets, proposal_dets, losses = [], [], [], []
     fn = None
     for batch, n in self.iterate_padded(batches):
       if fn is None:
         fn, state = self.compiled('detect', model, self._eval_fn)
-      probs, pred, per_image = jax.device_get(fn(state, batch))
+      probs, pred, per_image, proposals = jax.device_get(fn(state, batch))
       dets += self.detections(probs[:n], pred[:n])
+      if proposals is not None:
+        proposal_dets += self.detections(proposals[0][:n], proposals[1][:n])
       truth += self.truth(np.asarray(batch['boxes'])[:n], np.asarray(batch['labels'])[:n])
       losses.append(np.asarray(per_image)[:n])
     h, w, _ = self.info['image_shape']
     out = coco.coco_map(truth, dets, num_classes=self.info['num_classes'], image_size=(h, w))
+    if proposal_dets:
+      proposal = coco.coco_map(truth, proposal_dets, num_classes=self.info['num_classes'], image_size=(h, w))
+      out.update(proposal_map=proposal['map'], proposal_ap50=proposal['ap50'])
     return {**out, 'loss': float(np.concatenate(losses).mean()) if losses else 0.0, 'examples': len(truth)}
 
   # --- what the queries look at
