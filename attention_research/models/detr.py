@@ -102,8 +102,13 @@ class DETRConfig:
 
 
 def _logit(p):
-  p = jnp.clip(p, 1e-4, 1 - 1e-4)
-  return jnp.log(p / (1 - p))
+  return jax.scipy.special.logit(jnp.clip(p, 1e-4, 1 - 1e-4))  # clipped: a box edge at 0 or 1 stays finite
+
+
+def cell_centres(h: int, w: int) -> np.ndarray:
+  """[h * w, 2] (x, y) centres of an h x w grid's cells in [0, 1], row-major (the feature positions' order)."""
+  cy, cx = np.meshgrid((np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w, indexing='ij')
+  return np.stack([cx, cy], -1).reshape(-1, 2)
 
 
 def reference_logits(num_queries: int) -> np.ndarray:
@@ -212,9 +217,8 @@ class DETR(nnx.Module):
   def cell_boxes(self):
     """[S, 4] (cx, cy, w, h): each feature cell's own square, row-major: the anchors of the encoder's proposals."""
     (h, w) = self.cfg.grid
-    cy, cx = np.meshgrid((np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w, indexing='ij')
-    return jnp.asarray(np.stack([cx, cy, np.full_like(cx, 1 / w), np.full_like(cy, 1 / h)], -1).reshape(-1, 4),
-                       jnp.float32)
+    centres = cell_centres(h, w)
+    return jnp.asarray(np.concatenate([centres, np.broadcast_to([1 / w, 1 / h], centres.shape)], -1), jnp.float32)
 
   def encode(self, image, *, deterministic=True):
     """image -> memory [B, S, D] that the queries cross-attend to."""
@@ -314,9 +318,10 @@ class GridDetector(nnx.Module):
     self.hidden = nnx.Conv(cfg.backbone_channels[-1], cfg.hidden, (3, 3), rngs=rngs)
     self.scores = nnx.Conv(cfg.hidden, K * (cfg.num_classes + 1), (1, 1), rngs=rngs)
     (h, w), size = cfg.grid, float(cfg.image_size)
-    cy, cx, s = np.meshgrid((np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w, np.asarray(cfg.anchor_sizes) / size,
-                            indexing='ij')
-    self.anchors = nnx.Variable(jnp.asarray(np.stack([cx, cy, s, s], -1).reshape(-1, 4), jnp.float32))
+    centres, sizes = cell_centres(h, w), np.asarray(cfg.anchor_sizes) / size
+    # anchors ordered (row, column, size)
+    anchors = np.concatenate([np.repeat(centres, K, 0), np.tile(sizes, len(centres))[:, None].repeat(2, 1)], -1)
+    self.anchors = nnx.Variable(jnp.asarray(anchors, jnp.float32))
 
   def __call__(self, image, *, deterministic=True):
     del deterministic  # no dropout

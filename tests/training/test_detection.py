@@ -144,8 +144,13 @@ def _two_stage_model(num_queries=3):
 def test_two_stage_queries_start_from_the_best_scoring_proposals():
   model = _two_stage_model()
   image = np.random.default_rng(1).random((2, 48, 48, 1)).astype(np.float32)
-  memory, logits, proposal_boxes, content, query_pos, reference = nnx.jit(
-      lambda m: (lambda mem: (mem,) + m._select(mem, m.positions()))(m.encode(image)))(model)
+
+  @nnx.jit
+  def select(m):
+    mem = m.encode(image)
+    return (mem,) + m._select(mem, m.positions())
+
+  memory, logits, proposal_boxes, content, query_pos, reference = select(model)
   assert logits.shape == (2, 36, 11) and proposal_boxes.shape == (2, 36, 4) and query_pos.shape == (2, 3, 8)
   score = np.asarray(jax.nn.softmax(logits, -1))[..., :-1].max(-1)
   for b in range(2):
