@@ -14,6 +14,11 @@ with h_0, c_0 = tanh(f_init(mean_r a_r)). lstm_query='current' (Luong et al. 201
 reads the word first and attends from the state that has read it:
   (h_t, c_t) = LSTM((h_{t-1}, c_{t-1}), [E y_{t-1}; z_{t-1}]),  alpha_t = softmax_r(score(h_t, a_r)),  z_0 = 0
   z_t = beta_t * sum_r alpha_tr a_r,  beta_t = sigmoid(f_beta(h_t)),  the same deep output.
+lstm_query='top_down' (Anderson et al. 2018's two-layer decoder) attends from an attention LSTM that has read the
+word, and a language LSTM reads the glimpse in the same step:
+  (h1_t, c1_t) = LSTM_1((h1_{t-1}, c1_{t-1}), [E y_{t-1}; h_{t-1}; mean_r a_r]),  h1_0 = c1_0 = 0
+  alpha_t = softmax_r(score(h1_t, a_r)),  z_t = beta_t * sum_r alpha_tr a_r,  beta_t = sigmoid(f_beta(h1_t))
+  (h_t, c_t) = LSTM((h_{t-1}, c_{t-1}), [z_t; h1_t]),  the same deep output.
 score: 'additive' v . tanh(W_h h + W_a a_r) (Bahdanau; Xu et al.) or 'general' h . W a_r (Luong). On digit_scenes
 only 'general' with 'current' names digits above chance within 1000 steps (docs/vision.md).
 
@@ -48,7 +53,7 @@ from attention_research.models._checks import check_positive, freeze_options
 ENCODERS = ('conv', 'patch')
 DECODERS = ('lstm', 'transformer')
 LSTM_SCORES = ('additive', 'general')
-LSTM_QUERIES = ('previous', 'current')
+LSTM_QUERIES = ('previous', 'current', 'top_down')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +72,7 @@ class CaptionerConfig:
   attention_size: int | None = None  # the LSTM decoder's additive attention size; default hidden_size
   lstm_score: str = 'additive'  # the LSTM decoder's attention score: 'additive' | 'general' (module docstring)
   lstm_query: str = 'previous'  # 'previous': attend from h_{t-1} (Xu et al.) | 'current': from h_t, input feeding
+  # | 'top_down': from an attention LSTM below the language LSTM (Anderson et al.)
   decoder: str = 'lstm'  # 'lstm' | 'transformer'
   num_layers: int = 2  # transformer decoder
   num_heads: int = 4
@@ -197,7 +203,11 @@ class Captioner(nnx.Module):
       else:
         self.attend = LuongAttention(H, F, score='general', rngs=rngs)
       self.f_beta = nnx.Linear(H, 1, rngs=rngs) if cfg.gating else None
-      self.cell = nnx.OptimizedLSTMCell(E + F, H, rngs=rngs)
+      if cfg.lstm_query == 'top_down':
+        self.attention_cell = nnx.OptimizedLSTMCell(E + H + F, H, rngs=rngs)
+        self.cell = nnx.OptimizedLSTMCell(F + H, H, rngs=rngs)
+      else:
+        self.cell = nnx.OptimizedLSTMCell(E + F, H, rngs=rngs)
       self.out_h = nnx.Linear(H, E, rngs=rngs)  # L_h
       self.out_z = nnx.Linear(F, E, use_bias=False, rngs=rngs)  # L_z
       self.output = nnx.Linear(E, V, rngs=rngs)  # L_o
@@ -221,6 +231,8 @@ class Captioner(nnx.Module):
     state = {'h': jnp.tanh(self.init_h(mean)), 'c': jnp.tanh(self.init_c(mean))}
     if self.cfg.lstm_query == 'current':
       state['z'] = jnp.zeros_like(mean)  # the glimpse fed back as the next step's input
+    if self.cfg.lstm_query == 'top_down':
+      state.update(h1=jnp.zeros_like(state['h']), c1=jnp.zeros_like(state['c']), mean=mean)
     return state
 
   def _glimpse(self, h, regions_BRF):
@@ -232,6 +244,12 @@ class Captioner(nnx.Module):
   def _lstm_step(self, state, y_emb_BE, regions_BRF):
     """One step: returns (new state, h_t [B, H], z_t [B, F], alpha_t [B, R])."""
     h, c = state['h'], state['c']
+    if self.cfg.lstm_query == 'top_down':
+      (c1, h1), _ = self.attention_cell((state['c1'], state['h1']),
+                                        jnp.concatenate([y_emb_BE, h, state['mean']], -1))
+      z, alpha = self._glimpse(h1, regions_BRF)
+      (c, h), _ = self.cell((c, h), jnp.concatenate([z, h1], -1))
+      return dict(state, h=h, c=c, h1=h1, c1=c1), h, z, alpha
     if self.cfg.lstm_query == 'current':
       (c, h), _ = self.cell((c, h), jnp.concatenate([y_emb_BE, state['z']], -1))
       z, alpha = self._glimpse(h, regions_BRF)

@@ -122,10 +122,10 @@ def test_lstm_options_run(gating, encoder):
   np.testing.assert_allclose(np.asarray(alphas).sum(-1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize('query', ['previous', 'current'])
+@pytest.mark.parametrize('query', ['previous', 'current', 'top_down'])
 def test_lstm_query_reads_the_current_word_only_when_asked(query):
-  # 'previous' attends from the state before reading word t's input, 'current' from the state after it: changing
-  # input t changes the attention of step t only in the second order, and of step t + 1 in both.
+  # 'previous' attends from the state before reading word t's input, 'current' and 'top_down' from a state after
+  # it: changing input t changes the attention of step t only in the latter two, and of step t + 1 in all.
   cfg = CaptionerConfig(**dict(LSTM_CFG, lstm_score='general', lstm_query=query))
   model = Captioner(cfg, rngs=nnx.Rngs(4))
   image = _images(cfg)
@@ -135,14 +135,15 @@ def test_lstm_query_reads_the_current_word_only_when_asked(query):
   _, alphas_changed = model(image, changed)
   step_changes = np.abs(np.asarray(alphas_changed) - np.asarray(alphas)).max(axis=(0, 2))
   np.testing.assert_array_equal(step_changes[:2], 0.0)
-  assert (step_changes[2] > 1e-6) == (query == 'current'), step_changes
+  assert (step_changes[2] > 1e-6) == (query != 'previous'), step_changes
   assert step_changes[3] > 1e-6
 
 
-def test_lstm_current_query_search_steps_equal_teacher_forcing():
-  # The glimpse fed back as input lives in the search state: step-by-step decoding of the reference words gives
-  # the teacher-forced log-probabilities.
-  cfg = CaptionerConfig(**dict(LSTM_CFG, lstm_score='general', lstm_query='current'))
+@pytest.mark.parametrize('query', ['current', 'top_down'])
+def test_lstm_search_steps_equal_teacher_forcing(query):
+  # The glimpse fed back as input ('current') and the attention LSTM's state ('top_down') live in the search state:
+  # step-by-step decoding of the reference words gives the teacher-forced log-probabilities.
+  cfg = CaptionerConfig(**dict(LSTM_CFG, lstm_score='general', lstm_query=query))
   model = Captioner(cfg, rngs=nnx.Rngs(5))
   image = jnp.asarray(_images(cfg))
   logits, _ = model(image, CAPTION_IN)
