@@ -34,7 +34,7 @@ def get_config(arg=None):
     raise ValueError(f"unknown decoder {opts['decoder']!r}; known: ['lstm', 'transformer'].")
   model = dict(name='captioner.Captioner', vocab_size=None, image_size=None, channels=None, max_length=None,
                encoder='conv', grid=8, conv_layers=3, feature_size=64, embed_size=64, hidden_size=128,
-               decoder=opts['decoder'], lstm_score='general', lstm_query='current', num_layers=2, num_heads=4,
+               decoder=opts['decoder'], lstm_score='general', lstm_query='top_down', num_layers=2, num_heads=4,
                attention=opts['attention'], doubly_stochastic=0.0, dropout=0.1)
   train = dict(steps=6000, batch_size=32, log_every=100, eval_every=0, checkpoint_every=2000)
   optim = dict(learning_rate=2e-3, warmup_steps=200, weight_decay=0.0)
