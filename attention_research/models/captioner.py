@@ -20,7 +20,8 @@ word, and a language LSTM reads the glimpse in the same step:
   alpha_t = softmax_r(score(h1_t, a_r)),  z_t = beta_t * sum_r alpha_tr a_r,  beta_t = sigmoid(f_beta(h1_t))
   (h_t, c_t) = LSTM((h_{t-1}, c_{t-1}), [z_t; h1_t]),  the same deep output.
 score: 'additive' v . tanh(W_h h + W_a a_r) (Bahdanau; Xu et al.) or 'general' h . W a_r (Luong). On digit_scenes
-only 'general' with 'current' names digits above chance within 1000 steps (docs/vision.md).
+only 'general' with 'current' names digits above chance within 1000 steps, and only 'top_down' (at 6000 steps)
+looks at a digit at the step that names it rather than one step before (docs/vision.md).
 
 'transformer' decoder: pre-LN TransformerBlocks with causal self-attention and cross-attention over the
 regions, each with any registered attention variant (self-attention needs one that supports causal
