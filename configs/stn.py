@@ -22,7 +22,9 @@ The task is `distorted_digits` (40x40 canvases, digits rotated by up to 45 degre
 fragments of clutter); the metric is test accuracy. Measured (seeds 0-2 vmapped, 4000 steps; wall time of the whole
 comparison on 2 CPU cores beside other jobs; docs/vision.md has the table):
   cnn             0.743 +- 0.012    9 min 42 s for 3 seeds
-  stn=true (cnn)  0.931 +- 0.014   14 min 43 s for 3 seeds; the ViT rows are in docs/vision.md
+  stn=true (cnn)  0.931 +- 0.014   14 min 43 s for 3 seeds
+  vit             dot_product 0.644 +- 0.023, linear 0.646 +- 0.006   26 min 39 s for both
+  stn=true (vit)  dot_product 0.724 +- 0.022, linear 0.720 +- 0.027   32 min 54 s for both
 Every run bounds the transform (model.localisation_bounded): unbounded, one ViT seed in three lost it off the canvas,
 and so did the CNN's seed 0 when its seeds were vmapped. A run of minutes: --config.train.steps=1500 (cnn 0.504,
 stn=true 0.633 unbounded, each seed trained alone; docs/vision.md).
