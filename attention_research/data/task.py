@@ -10,6 +10,7 @@ from attention_research.data.tokenizers import Tokenizer
 
 KINDS = ('seq2seq', 'classification', 'token_classification', 'lm', 'captioning', 'asr', 'segmentation',
          'detection', 'span_qa')
+PAD_SCOPES = ('task', 'split')
 
 
 @dataclasses.dataclass
@@ -54,10 +55,23 @@ class Task:
 
   def batches(self, split: str, *, batch_size: int, seed: int = 0, shuffle: bool = True,
               repeat: bool = True, drop_remainder: bool = True, pad: str = 'max',
-              pad_multiple: int = 1, bucket_window: int = 0) -> BatchIterator:
+              pad_multiple: int = 1, bucket_window: int = 0, pad_scope: str = 'task') -> BatchIterator:
+    """Batches of one split; pad='max' pads to `info['pad_lengths']`, the longest sequence of any split.
+
+    pad_scope='split' pads to this split's own longest sequence instead: training on short sequences then
+    does not pay for the longest evaluation split (one more compilation per split, and only for models
+    whose shapes do not depend on the length, e.g. RoPE or sinusoidal positions, not Linformer).
+    """
+    if pad_scope not in PAD_SCOPES:
+      raise ValueError(f'pad_scope must be one of {list(PAD_SCOPES)}, got {pad_scope!r}.')
+    columns = self._split(split)
+    lengths = dict(self.info.get('pad_lengths', {}))
+    if pad_scope == 'split':
+      lengths = {k: min(n, columns[k].max_length) if isinstance(columns.get(k), Ragged) else n
+                 for k, n in lengths.items()}
     return BatchIterator(
-        self._split(split), batch_size=batch_size, seed=seed, shuffle=shuffle, repeat=repeat,
-        drop_remainder=drop_remainder, pad=pad, pad_lengths=self.info.get('pad_lengths', {}),
+        columns, batch_size=batch_size, seed=seed, shuffle=shuffle, repeat=repeat,
+        drop_remainder=drop_remainder, pad=pad, pad_lengths=lengths,
         pad_multiple=pad_multiple, bucket_window=bucket_window, length_key=self.length_key)
 
 

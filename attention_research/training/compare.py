@@ -159,7 +159,8 @@ def _add_ood_metrics(cfg: ExperimentConfig, task, runs) -> None:
     return
   for run, pairs in runs:
     for i, (_, final) in enumerate(pairs):
-      batches = loop.eval_batches(task, OOD_SPLIT, cfg.data.eval_batch_size, cfg.data.eval_examples)
+      batches = loop.eval_batches(task, OOD_SPLIT, cfg.data.eval_batch_size, cfg.data.eval_examples,
+                                 cfg.data.pad_scope)
       final.update({f'ood_{k}': v for k, v in run.objective.evaluate(run.model(i), batches).items()
                     if k != 'examples'})
 

@@ -73,11 +73,15 @@ class DataConfig:
   eval_batch_size: int = 64
   eval_examples: int = 0  # evaluate on the first N examples of a split; 0 = all of it
   options: dict = dataclasses.field(default_factory=dict)  # the task builder's config fields (lengths, sizes)
+  # 'task': every split padded to the longest sequence of any split (one shape); 'split': each split to its own
+  # longest, so training does not pay for a longer out-of-distribution split (Task.batches).
+  pad_scope: str = 'task'
 
   def __post_init__(self):
     if not isinstance(self.options, dict):
       _fail('data.options', self.options, 'must be a mapping of builder options')
     _choice('data.size', self.size, ('default', 'small'))
+    _choice('data.pad_scope', self.pad_scope, ('task', 'split'))
     if self.data_dir is not None and not isinstance(self.data_dir, str):
       _fail('data.data_dir', self.data_dir, 'must be a path or None')
     _int('data.eval_batch_size', self.eval_batch_size, 1)

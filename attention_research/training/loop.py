@@ -27,7 +27,7 @@ import numpy as np
 
 from attention_research.training import objectives, optim, seeds, step as step_lib, writers
 from attention_research.training.checkpoint import Checkpointer, NonFiniteStateError
-from attention_research.training.config import ExperimentConfig
+from attention_research.training.config import CompareDefaults, DataConfig, ExperimentConfig, OptimConfig, TrainConfig
 from attention_research.training.seeds import Member
 from attention_research.training.sharding import DataParallel
 
@@ -64,6 +64,14 @@ def _flat(d: dict, prefix: str = '') -> dict[str, Any]:
   return out
 
 
+def _section_defaults() -> dict:
+  """Flat defaults of the config sections that are dataclasses: {'data.pad_scope': 'task', ...}."""
+  sections = {'data': DataConfig(), 'train': TrainConfig(), 'optim': OptimConfig(), 'compare': CompareDefaults()}
+  return {k: v for name, section in sections.items()  # mappings (data.options) have no default keys to fill
+          for k, v in _flat(json.loads(json.dumps(dataclasses.asdict(section), default=str)), f'{name}.').items()
+          if not isinstance(v, dict)}
+
+
 def _has_checkpoints(workdir: str) -> bool:
   directory = os.path.join(workdir, 'checkpoints')
   return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
@@ -89,6 +97,9 @@ def check_workdir(workdir: str, cfg: ExperimentConfig, labels: list[str], vmap: 
   old = _flat(saved.get('config', {}))
   new = _flat(json.loads(json.dumps(cfg.model_dump(), default=str)))
   old['vmap'], new['vmap'] = saved.get('vmap'), vmap
+  # A field added to the config after the run was saved reads as its default there (the run used that behaviour).
+  for k, v in _section_defaults().items():
+    old.setdefault(k, v)
   differ = sorted(k for k in old.keys() | new.keys() if old.get(k, '<absent>') != new.get(k, '<absent>'))
   lines = {k: f'config.{k}: {old.get(k, "<absent>")!r} in {path}, {new.get(k, "<absent>")!r} now' for k in differ}
   allowed = set(cfg.train.allowed_changes)
@@ -160,11 +171,11 @@ def load_task(cfg: ExperimentConfig):
   return data.load_task(cfg.task, size=cfg.data.size, data_dir=cfg.data.data_dir, **cfg.data.options)
 
 
-def eval_batches(task, split: str, batch_size: int, examples: int):
+def eval_batches(task, split: str, batch_size: int, examples: int, pad_scope: str = 'task'):
   """The first `examples` rows (all if 0) of a split, in order, in batches."""
   seen = 0
   for batch in task.batches(split, batch_size=batch_size, seed=0, shuffle=False, repeat=False,
-                            drop_remainder=False):
+                            drop_remainder=False, pad_scope=pad_scope):
     n = len(next(iter(batch.values())))
     if examples and seen + n > examples:
       batch = {k: v[:examples - seen] for k, v in batch.items()}
@@ -285,7 +296,7 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
   train_step = _STEPS[key]
 
   iters = [task.batches('train', batch_size=cfg.train.batch_size, seed=m.seed, shuffle=True, repeat=True,
-                        drop_remainder=True) for m in members]
+                        drop_remainder=True, pad_scope=cfg.data.pad_scope) for m in members]
   writer = writers.MetricWriter(workdir, labels, tensorboard=tensorboard)
   ckpt = Checkpointer(os.path.join(workdir, 'checkpoints'), keep=cfg.train.keep_checkpoints)
   try:
@@ -325,7 +336,8 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
 
   def evaluate(split: str) -> list[dict[str, float]]:
     with dp.context():
-      return [objective.evaluate(model_of(i), eval_batches(task, split, eval_bs, cfg.data.eval_examples))
+      return [objective.evaluate(model_of(i), eval_batches(task, split, eval_bs, cfg.data.eval_examples,
+                                                           cfg.data.pad_scope))
               for i in range(len(members))]
 
   def non_finite(what: str) -> NonFiniteLossError:
@@ -337,7 +349,7 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
         '--config.train.restart=True).')
 
   def save(at: int, commit: bool):
-    meta = {'members': labels, 'step': at, 'config': cfg.model_dump(), 
+    meta = {'members': labels, 'step': at, 'config': cfg.model_dump(),
             'first_loss': None if first_loss is None else first_loss.tolist()}
     try:
       ckpt.save(at, state, [it.get_state() for it in iters], json.loads(json.dumps(meta, default=str)),

@@ -95,3 +95,18 @@ def test_task_batches_resume(build):
   resumed = task.batches('train', batch_size=32, seed=3)
   resumed.set_state(state)
   assert _same(reference[11:], _take(resumed, 19))
+
+
+def test_task_pad_scope_split_pads_each_split_to_its_own_longest():
+  from attention_research.data.task import Task, pad_lengths
+  rng = np.random.default_rng(1)
+  columns = {split: {'inputs': Ragged([rng.integers(1, 9, size=n).astype(np.int32) for n in sizes], dtype=np.int32),
+                     'label': Dense(np.zeros(len(sizes), np.int32))}
+             for split, sizes in (('train', [2, 5, 3, 4]), ('test_ood', [9, 12]))}
+  task = Task(name='toy', kind='classification', info={'pad_lengths': pad_lengths(columns)}, tokenizers={},
+              columns=columns)
+  assert next(task.batches('train', batch_size=2))['inputs'].shape == (2, 12)
+  assert next(task.batches('train', batch_size=2, pad_scope='split'))['inputs'].shape == (2, 5)
+  assert next(task.batches('test_ood', batch_size=2, pad_scope='split'))['inputs'].shape == (2, 12)
+  with pytest.raises(ValueError, match='pad_scope'):
+    task.batches('train', batch_size=2, pad_scope='batch')

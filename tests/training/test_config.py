@@ -11,6 +11,7 @@ from attention_research.training.config import ExperimentConfig
     ('optim.schedule', 'warp', r"config\.optim\.schedule must be one of"),
     ('optim.name', 'rmsprop', r"config\.optim\.name must be one of"),
     ('data.size', 'huge', r"config\.data\.size must be one of"),
+    ('data.pad_scope', 'batch', r"config\.data\.pad_scope must be one of"),
     ('compare.seed_mode', 'parallel', r"config\.compare\.seed_mode must be one of"),
 ])
 def test_invalid_values_name_their_field(field, value, match):

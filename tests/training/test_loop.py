@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -143,3 +144,18 @@ def test_only_test_split_data_options_may_change_on_resume(tmp_path):
   assert changed == [f"config.data.options.test_voices: '<absent>' in {tmp_path / 'config.json'}, ['c'] now"]
   with pytest.raises(ValueError, match='data.options.voices'):
     loop.check_workdir(str(tmp_path), cfg(voices=['a'], test_voices=['c']), ['seed=0'], False)
+
+
+def test_a_config_field_added_after_the_run_reads_as_its_default_on_resume(tmp_path):
+  """A run saved before data.pad_scope existed resumes under the default, and not under another value."""
+  from attention_research.training.config import ExperimentConfig
+  cfg = ExperimentConfig.from_config_dict(fakes.tiny_config())
+  saved = cfg.model_dump()
+  del saved['data']['pad_scope']
+  os.makedirs(tmp_path / 'checkpoints' / '40')
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump({'config': saved, 'members': ['seed=0'], 'vmap': False}, f)
+  assert loop.check_workdir(str(tmp_path), cfg, ['seed=0'], False) == []
+  with pytest.raises(ValueError, match='data.pad_scope'):
+    loop.check_workdir(str(tmp_path), dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, pad_scope='split')),
+                       ['seed=0'], False)

@@ -73,7 +73,8 @@ class ParityTask:
       y = ((x == 1).sum(1) > (x == 2).sum(1)).astype(np.int32)
       self._data[split] = (x, y)
 
-  def batches(self, split, *, batch_size, seed, shuffle=True, repeat=True, drop_remainder=True):
+  def batches(self, split, *, batch_size, seed, shuffle=True, repeat=True, drop_remainder=True, pad_scope='task'):
+    del pad_scope  # dense fixed-length data: every split has one length
     if split not in self._data:
       raise ValueError(f'unknown split {split!r}')
     x, y = self._data[split]
