@@ -47,7 +47,8 @@ class WorkdirError(ValueError):
 RESUMABLE_FIELDS = ('name', 'compare.', 'train.steps', 'train.log_every', 'train.eval_every', 'train.fsdp',
                     'train.sequence', 'train.checkpoint_every', 'train.keep_checkpoints', 'train.restart',
                     'train.allow_changes', 'data.data_dir', 'data.eval_split', 'data.test_split',
-                    'data.eval_batch_size', 'data.eval_examples', 'data.options.test_')
+                    'data.eval_batch_size', 'data.eval_examples', 'data.options.test_',
+                    'data.pad_scope')  # padding is masked: it changes the cost of a step, not what is learned
 # A checkpoint whose parameters give a loss this many times the loss of the untrained model (the run's first
 # step) has diverged, though finite: it is discarded rather than committed, so that it is never resumed.
 DIVERGED_LOSS_FACTOR = 10.0
