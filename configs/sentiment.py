@@ -7,8 +7,9 @@ Data: the built-in `sentiment_reviews` task (generated reviews whose label follo
 'but', intensifiers and several aspects; the tokens the label rests on are marked); its `test_ood` split has
 longer reviews (more opinions and distractor sentences) about unseen products, and compare reports ood_* metrics
 beside the test split's. Metrics: accuracy; sentiment_mass, the attention mass the last layer puts on the
-sentiment-bearing tokens (the cls query's row, or the mean over rows with mean pooling; sentiment_share: uniform attention's mass there); majority_accuracy and
-bow_accuracy are the baselines (majority label; logistic regression on word counts) on the same reviews.
+sentiment-bearing tokens (the cls query's row, or the mean over rows with mean pooling; sentiment_share: uniform
+attention's mass there); majority_accuracy and bow_accuracy are the baselines (majority label; logistic
+regression on word counts) on the same reviews.
 
 Options (after the colon, comma-separated):
   attention=<variant>   any name in attention.VARIANTS (default dot_product).
