@@ -2,8 +2,8 @@ r"""bAbI-style story QA: an end-to-end memory network (memnet.MemN2N) or a Trans
 
   python -m experiments.train --config=configs/qa.py:task=3 --workdir=runs/qa3
   python -m experiments.compare --config=configs/qa.py:task=3 --sweep=hops=1,3 --seeds=3 --workdir=runs/qa3_hops
-  python -m experiments.compare --config=configs/qa.py:model=transformer,task=1 --variants=dot_product,linear \
-      --seeds=3 --workdir=runs/qa1_transformer
+  python -m experiments.compare --config=configs/qa.py:model=transformer,task=1,num_train=40000 \
+      --config.train.steps=20000 --variants=dot_product --seeds=3 --seed_mode=vmap --workdir=runs/qa1_transformer
 
 Data: the built-in `story_qa` task with option `task` (bAbI ids 1, 2, 3, 6, 7, 8, 17, 19); its `test_ood` split
 has longer stories with more distractors, and compare reports ood_* metrics beside the test split's.
@@ -22,10 +22,12 @@ Options (after the colon, comma-separated):
   num_train=<n>              training stories (default: the builder's 4000; the Transformer needs 40000).
   smoke                      tiny data and model, a few steps: a run of seconds, for tests.
 
-Measured (docs/text.md, 2 CPU cores shared with other jobs, load average 7): memnet on task 3, 1500 steps of
-batch 32: 5-26 s per run (about 5 s of it compilation), 96 s for `--sweep=hops=1,3 --seeds=3`; test accuracy
-0.94 ± 0.01 with 3 hops, 0.45 ± 0.01 with 1 hop. The transformer trained at 0.8 steps/s on task 3 under load
-average 24-28: 600 steps took 13.5 minutes (test accuracy 0.36, seed 0).
+Measured (docs/text.md, 2 CPU cores shared with other jobs): memnet on task 3, 1500 steps of batch 32: 5-26 s
+per run (about 5 s of it compilation), 96 s for `--sweep=hops=1,3 --seeds=3` (load average 7); test accuracy
+0.94 ± 0.01 with 3 hops, 0.45 ± 0.01 with 1 hop. The transformer on task 1 (RoPE; each split padded to its own
+longest): 1500 steps take about 1 minute for one seed (30 steps/s, load about 2) and reach 0.46, the bag of words'
+level; with num_train=40000 and 20000 steps (52 minutes for 3 vmapped seeds beside the test suite) it reaches
+0.997 ± 0.006 on test and 0.21 on test_ood.
 """
 
 from attention_research.data.builders.story_qa import check_task
