@@ -5,7 +5,8 @@ r"""On a GPU: which path each `flash` call takes, and that every path equals the
       --workloads=dense,gqa,decode --variants=flash,dot_product --out_dir=gpu_results
 
 The cases and their check live in `benchmarking.gpu_paths`. The path is read from the compiled program: a cuDNN
-fused-attention custom call, or the blocked kernel (or the decoding form for one query). On a CPU it runs too (every path is then the blocked kernel or the decoding form), which is how the tests keep
+fused-attention custom call, the Pallas (Triton) kernel of `attention._pallas_gpu`, or the blocked kernel (or the
+decoding form for one query). On a CPU it runs too (every path is then the blocked kernel or the decoding form), which is how the tests keep
 it working; --allow_cpu says that is intended.
 """
 

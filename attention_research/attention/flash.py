@@ -4,8 +4,9 @@ Equal to `dot_product` (values and gradients) up to float rounding; see `_blocke
 attention skips the key blocks above the diagonal instead of computing and masking them.
 
 On a GPU, half-precision inputs that cuDNN's fused attention accepts go to
-`jax.nn.dot_product_attention(implementation='cudnn')`; everything else, and every CPU call, runs the
-blocked kernel. A few query rows (T * N <= 64: a decoding step) take the dense form, whose scores are only
+`jax.nn.dot_product_attention(implementation='cudnn')`; those it does not take (boolean masks, soft-caps,
+sinks) run the fused Pallas forward of `_pallas_gpu` when its shapes fit; everything else, and every CPU call,
+runs the blocked kernel. A few query rows (T * N <= 64: a decoding step) take the dense form, whose scores are only
 [N, T, S] and which reads the key/value cache in place.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from attention_research.attention import _blocked, _checks
+from attention_research.attention import _blocked, _checks, _pallas_gpu
 from attention_research.attention._dense import FEW_QUERY_ROWS, reference
 
 # cuDNN's fused attention: 16-bit inputs, head sizes up to 128 in steps of 8.
@@ -81,5 +82,10 @@ def flash(q, k, v, *, mask=None, bias=None, is_causal=False, scale=None, return_
     # cache once in place (see _dense.few_queries); its scores are only [N, T, S].
     return reference(q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale, sinks=sinks,
                      logit_soft_cap=logit_soft_cap)
+  default_blocks = block_q is None and block_k is None
+  if default_blocks and _pallas_gpu.fits(q, k, v, d, bias, mask, sinks, logit_soft_cap):
+    return _pallas_gpu.attention(q, k, v, d, mask=mask, scale=scale, left=_blocked.UNBOUNDED,
+                                 right=0 if is_causal else _blocked.UNBOUNDED, sinks=sinks,
+                                 soft_cap=logit_soft_cap)
   return _blocked.blocked_attention(q, k, v, d, mask=mask, bias=bias, scale=scale, is_causal=is_causal,
                                     block_q=block_q, block_k=block_k, sinks=sinks, soft_cap=logit_soft_cap)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from attention_research.attention import _blocked, _checks, masks
+from attention_research.attention import _blocked, _checks, _pallas_gpu, masks
 from attention_research.attention._dense import reference
 
 # Blocks a little larger than typical windows: a query block then touches about three key blocks.
@@ -84,6 +84,8 @@ def local(q, k, v, *, window, mask=None, bias=None, is_causal=False, scale=None,
   if return_weights:
     band = masks.local(d.T, d.S, (left, right))
     return reference(q, k, v, mask=masks.combine(mask, band), bias=bias, scale=scale, return_weights=True)
+  if block_size is None and _pallas_gpu.fits(q, k, v, d, bias, mask):  # on a GPU: the fused forward
+    return _pallas_gpu.attention(q, k, v, d, mask=mask, scale=scale, left=left, right=right)
   block = DEFAULT_BLOCK_SIZE if block_size is None else block_size
   return _blocked.blocked_attention(q, k, v, d, mask=mask, bias=bias, scale=scale, is_causal=False, left=left,
                                     right=right, block_q=block, block_k=block)

@@ -112,7 +112,7 @@ def test_recurrent_crossover_is_the_shortest_length_that_beats_flash():
 
 def test_gpu_check_runs_its_cases_on_the_cpu_paths():
   all_cases = gpu_paths.cases(16, 8)
-  for name in ('causal', 'decode T=1'):
+  for name in ('causal', 'decode T=1', 'causal local window L/4', 'grouped K=2, key padding, soft cap'):
     T, K, options = all_cases[name]
     result = gpu_paths.check(name, T, K, options, 16, 8)
     assert result['ok'] and 0 < result['worst error / tolerance'] <= 1, result
