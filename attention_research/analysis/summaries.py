@@ -74,9 +74,13 @@ def scorer_mass(weights, source_tokens: Sequence[str], target_tokens: Sequence[s
 
 
 def sentence_figure(weights, source_tokens: Sequence[str], target_tokens: Sequence[str], *, words: int = 8,
-                    title: str | None = None, cmap: str = 'Greys', path=None, dpi: int = 100):
+                    title: str | None = None, cmap: str = 'Greys', path=None, dpi: int = 100,
+                    highlight: Sequence[int] | None = None, row_label: str = 'summary word'):
   """Summary words (rows) against the report's sentences (columns, labelled by their first `words` words; goal
-  sentences in red), each cell the attention mass the word puts on the sentence."""
+  sentences in red), each cell the attention mass the word puts on the sentence.
+
+  highlight: indices of the sentences to label in red instead of the goal sentences (for other tasks: the
+  sentence that holds a question's answer); row_label names the rows."""
   mass = sentence_mass(weights, source_tokens)
   t = _checks.labels(target_tokens, mass.shape[0], 'target_tokens', 'target positions (T)', mass.shape)
   spans = sentence_spans(list(source_tokens))
@@ -90,10 +94,10 @@ def sentence_figure(weights, source_tokens: Sequence[str], target_tokens: Sequen
     lbl.set_ha('left')
   ticks = ax.get_xticklabels()
   if len(ticks) == M:  # every sentence labelled (not thinned out)
-    for k in goal_sentences(list(source_tokens)):
+    for k in goal_sentences(list(source_tokens)) if highlight is None else highlight:
       ticks[k].set_color('tab:red')
   ax.plot(mass.argmax(-1), np.arange(T), 'o', color='tab:red', markersize=3)
-  ax.set_ylabel('summary word')
+  ax.set_ylabel(row_label)
   if title:
     ax.set_title(title, fontsize=10, pad=12)
   fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label='attention mass on the sentence')

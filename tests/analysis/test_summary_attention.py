@@ -56,3 +56,8 @@ def test_sentence_figure(tmp_path):
   assert (tmp_path / 's.png').stat().st_size > 0
   labels = fig.axes[0].get_xticklabels()
   assert [lbl.get_color() for lbl in labels].count('tab:red') == 2
+  fig = summaries.sentence_figure(w, SOURCE, TARGET, highlight=[1], row_label='question word')
+  labels = fig.axes[0].get_xticklabels()
+  assert [lbl.get_color() for lbl in labels].index('tab:red') == 1
+  assert [lbl.get_color() for lbl in labels].count('tab:red') == 1
+  assert fig.axes[0].get_ylabel() == 'question word'
