@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from attention_research import data
 from attention_research.training import compare, objectives
@@ -86,6 +87,21 @@ def test_tiny_model_evaluates_every_metric(task):
   assert out['window_f1'] > out['majority_f1']
   assert {f'exact_match_{t}' for t in task.info['question_types']} <= set(out)
   assert 0.0 < out['support_share'] < 0.5 and 0.0 <= out['support_mass'] <= 1.0
+  assert 0.0 < out['reader_share'] < 0.5 and 0.0 <= out['reader_mass'] <= 1.0
+
+
+def test_uniform_attention_puts_each_share_where_it_says(task):
+  """Zero query kernels make every attention row uniform over the unpadded keys, so each mass is its share."""
+  objective = objectives.make(task)
+  model = objective.init_model(dict(name='transformer.Encoder', d_model=16, num_heads=2, mlp_dim=32,
+                                    num_encoder_layers=2, head='tagging', positional='learned'), 0)
+  for path, variable in nnx.iter_graph(model):
+    if path[-2:] == ('query', 'kernel'):
+      variable[...] = jnp.zeros_like(variable[...])
+  out = objective.evaluate(model, task.batches('validation', batch_size=20, shuffle=False, repeat=False,
+                                               drop_remainder=False))
+  assert out['support_mass'] == pytest.approx(out['support_share'], rel=1e-4)
+  assert out['reader_mass'] == pytest.approx(out['reader_share'], rel=1e-4)
 
 
 @pytest.mark.parametrize('options, match', [({'max_answer_length': 0}, 'max_answer_length must be'),

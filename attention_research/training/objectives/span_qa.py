@@ -11,7 +11,10 @@ start <= end < start + max_answer_length with the largest summed log-probability
 
 Metrics: exact_match and f1 as the official SQuAD v1.1 evaluation script defines them, and exact_match_<type>
 per question type; support_mass, the attention mass the last layer puts from the question's words on the sentence
-that holds the answer (mean over heads and question words), with support_share, uniform attention's mass there.
+that holds the answer (mean over heads and question words), with support_share, uniform attention's mass there;
+reader_mass, the other direction: the mass the answer sentence's tokens put on the question's words (mean over
+layers, heads and those tokens), with reader_share, uniform attention's. A span head reads its logits at passage
+positions, so it is there, not at the question, that the model must gather the question.
 Beside the model, on the same questions: window_f1 / window_exact_match (the sliding-window baseline of Richardson
 et al. 2013 as used by Rajpurkar et al. 2016) and majority_f1 / majority_exact_match (always the most frequent
 training answer).
@@ -118,7 +121,8 @@ class SpanQA(base.Objective):
   kind = 'span_qa'
   Options = SpanQAOptions
   metric_names = (('f1', 'max'), ('exact_match', 'max'), ('loss', 'min'), ('support_mass', 'max'),
-                  ('support_share', 'min'), ('window_f1', 'max'), ('majority_f1', 'max'))
+                  ('support_share', 'min'), ('reader_mass', 'max'), ('reader_share', 'min'), ('window_f1', 'max'),
+                  ('majority_f1', 'max'))
 
   def __init__(self, task, options=None):
     super().__init__(task, options)
@@ -148,10 +152,13 @@ class SpanQA(base.Objective):
     start, end = best_spans(start_logp, end_logp, self._valid(batch), self.options.max_answer_length)
     last = base.last_layer(maps, 'self')
     if last is None:  # a variant without attention weights
-      return start, end, nll, jnp.full(nll.shape, jnp.nan)
+      return start, end, nll, jnp.full(nll.shape, jnp.nan), jnp.full(nll.shape, jnp.nan)
     positions = jnp.arange(tokens.shape[1])[None, :]
     question_BQ = (positions >= 1) & (positions < batch['offset'][:, None] - 1)  # between [cls] and [sep]
-    return start, end, nll, base.salient_mass(last, batch['support'], question_BQ, use_cls=False)
+    mass = base.salient_mass(last, batch['support'], question_BQ, use_cls=False)
+    layers = maps['self'] if isinstance(maps['self'], (list, tuple)) else [maps['self']]
+    reader = sum(base.salient_mass(w, question_BQ, batch['support'], use_cls=False) for w in layers) / len(layers)
+    return start, end, nll, mass, reader
 
   def _text(self, ids) -> str:
     return self.tokenizer_for('inputs').decode(np.asarray(ids))
@@ -174,7 +181,7 @@ class SpanQA(base.Objective):
     for batch, n in self.iterate_padded(batches):
       if fn is None:
         fn, state = self.compiled('span_qa', model, self._eval_fn)
-      start, end, nll, mass = (np.asarray(x)[:n] for x in fn(state, batch))
+      start, end, nll, mass, reader = (np.asarray(x)[:n] for x in fn(state, batch))
       inputs, offset = np.asarray(batch['inputs'])[:n], np.asarray(batch['offset'])[:n]
       gold_s, gold_e = np.asarray(batch['start'])[:n], np.asarray(batch['end'])[:n]
       support, qtype = np.asarray(batch['support'])[:n], np.asarray(batch['question_type'])[:n]
@@ -193,12 +200,16 @@ class SpanQA(base.Objective):
         counts[types[qtype[i]]] += 1
       sums['loss'] += float(nll.sum())
       sums['support_mass'] += float(mass.sum())
-      sums['support_share'] += float((support.sum(-1) / np.maximum((inputs != 0).sum(-1), 1)).sum())
+      lengths = np.maximum((inputs != 0).sum(-1), 1)
+      sums['support_share'] += float((support.sum(-1) / lengths).sum())
+      sums['reader_mass'] += float(reader.sum())
+      sums['reader_share'] += float(((offset - 2) / lengths).sum())
       rows += n
     out = {k: v / max(rows, 1) for k, v in sums.items()}
     out.update({f'exact_match_{t}': v / counts[t] for t, v in per_type.items()})
-    if not np.isfinite(out.get('support_mass', 0.0)):
-      del out['support_mass']
+    for name in ('support_mass', 'reader_mass'):
+      if not np.isfinite(out.get(name, 0.0)):
+        del out[name]
     out['examples'] = rows
     return out
 
