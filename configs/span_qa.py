@@ -3,6 +3,9 @@ r"""Extractive span QA (span_qa) with a tagging Transformer Encoder (a start and
   python -m experiments.train --config=configs/span_qa.py --workdir=runs/span_qa
   python -m experiments.compare --config=configs/span_qa.py --variants=dot_product,linear --seeds=3 \
       --workdir=runs/span_qa
+  # the budget at which every seed reads the person (72 min for dot_product's 3 vmapped seeds, 41 for linear's):
+  python -m experiments.compare --config=configs/span_qa.py:num_train=40000 --config.train.steps=10000 \
+      --variants=dot_product,linear --seeds=3 --seed_mode=vmap --workdir=runs/span_qa40k
 
 Data: the built-in `span_qa` task (passages of short biographies of several people, questions whose answer is a
 span: birthplace, birth year, employer, job, residence, who works for a company; shared years, cities and
@@ -10,8 +13,9 @@ employer words as distractors, pronouns referring back); its `test_ood` split ha
 sentences) with unseen names, and compare reports ood_* metrics beside the test split's. The model reads
 `[cls] question [sep] passage`. Metrics: SQuAD v1.1 f1 and exact_match (exact_match_<type> per question type);
 support_mass, the attention mass the last layer puts from the question's words on the answer's sentence
-(support_share: uniform attention's mass there); window_f1 (sliding-window baseline) and majority_f1 (most frequent
-training answer) on the same questions.
+(support_share: uniform attention's mass there); reader_mass, the mass the answer sentence's tokens put on the
+question's words, averaged over layers and heads (reader_share: uniform's); window_f1 (sliding-window baseline)
+and majority_f1 (most frequent training answer) on the same questions.
 
 Options (after the colon, comma-separated):
   attention=<variant>   any name in attention.VARIANTS (default dot_product).
@@ -32,6 +36,9 @@ These are about the exact match of answering with the right kind of span for a r
 support_mass stays at or below support_share (0.07 against 0.10 on test). 4000 steps (17 minutes, load 1.5-3) reach
 exact match 0.82 on the training batches (gold positions) but 0.43 on test: the passages are memorised, not read
 (docs/text.md).
+40000 training passages and 10000 steps (the command above; 3 seeds vmapped, 2.3 steps/s and 350 MiB for
+dot_product, 4.1 steps/s and 202 MiB for linear): exact_match 0.786 ± 0.048 (0.77, 0.84, 0.75) for dot_product and
+0.413 ± 0.019 for linear; test_ood 0.22 ± 0.06 and 0.11 ± 0.02 (window 0.17).
 """
 
 from attention_research.training.config_files import make_config, parse_arg
