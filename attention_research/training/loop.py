@@ -167,6 +167,22 @@ class RunResult:
     return self.model_of(member)
 
 
+def _training_speed(workdir: str) -> dict:
+  """steps/s, compile seconds and peak memory of the run that trained `workdir`, from its result.json; empty where
+  there is none or it is unreadable (then the re-evaluation reports them as unmeasured)."""
+  try:
+    with open(os.path.join(workdir, 'result.json')) as f:
+      old = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  keep = {}
+  for k in ('steps_per_second', 'compile_seconds', 'peak_memory_bytes'):
+    v = old.get(k) if isinstance(old, dict) else None
+    if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
+      keep[k] = v
+  return keep
+
+
 def load_task(cfg: ExperimentConfig):
   from attention_research import data  # pylint: disable=g-import-not-at-top  (the runner's view of data)
   return data.load_task(cfg.task, size=cfg.data.size, data_dir=cfg.data.data_dir, **cfg.data.options)
@@ -444,11 +460,14 @@ def train_and_evaluate(config, workdir: str, *, members: Sequence[Member] | None
     ckpt.close()
     writer.close()
 
+  speed = dict(steps_per_second=progress.steps_per_second, compile_seconds=train_step.compile_seconds,
+               peak_memory_bytes=train_step.memory_bytes)
+  if resumed_from == total:  # nothing trained in this call: re-evaluating keeps the training run's speed figures
+    speed.update(_training_speed(workdir))
   result = RunResult(
-      members=members, final_metrics=final, num_params=num_params, steps=step,
-      steps_per_second=progress.steps_per_second, compile_seconds=train_step.compile_seconds,
-      peak_memory_bytes=train_step.memory_bytes, workdir=os.path.abspath(workdir), resumed_from=resumed_from,
-      stopped_early=stopped, wall_seconds=time.perf_counter() - t_start, objective=objective, model_of=model_of)
+      members=members, final_metrics=final, num_params=num_params, steps=step, **speed,
+      workdir=os.path.abspath(workdir), resumed_from=resumed_from, stopped_early=stopped,
+      wall_seconds=time.perf_counter() - t_start, objective=objective, model_of=model_of)
   if not stopped:
     with open(os.path.join(workdir, 'result.json'), 'w') as f:
       json.dump(result.to_json(), f, indent=1, default=str)

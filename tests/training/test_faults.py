@@ -220,3 +220,17 @@ def test_a_corrupt_data_cache_is_rebuilt(tmp_path, caplog):
     second = data.load_task('mqar', **options)
   assert any('Corrupt cache' in r.getMessage() and shard in r.getMessage() for r in caplog.records)
   assert second.num_examples('train') == first.num_examples('train') == 32
+
+
+def test_re_evaluating_a_finished_run_keeps_its_training_speed(task, reference, tmp_path):
+  workdir = _copy(reference, tmp_path)
+  again = loop.train_and_evaluate(_cfg(), workdir, task=task, quiet=True)
+  assert again.resumed_from == STEPS and again.final_metrics == reference.final_metrics
+  assert again.steps_per_second == reference.steps_per_second > 0
+  assert again.peak_memory_bytes == reference.peak_memory_bytes
+  assert json.load(open(os.path.join(workdir, 'result.json')))['steps_per_second'] == reference.steps_per_second
+  # Without the earlier result.json (or with a corrupt one) the speed is unmeasured, not invented.
+  with open(os.path.join(workdir, 'result.json'), 'w') as f:
+    f.write('{not json')
+  blind = loop.train_and_evaluate(_cfg(), workdir, task=task, quiet=True)
+  assert np.isnan(blind.steps_per_second) and blind.final_metrics == reference.final_metrics
