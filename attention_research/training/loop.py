@@ -78,12 +78,26 @@ def _has_checkpoints(workdir: str) -> bool:
   return os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))
 
 
+def _refuse_comparison_workdir(workdir: str):
+  """A comparison's or grid's workdir holds one run per subdirectory and tables at the top; a run started there
+  would train from scratch beside them instead of resuming the run that was meant."""
+  if not any(os.path.exists(os.path.join(workdir, n)) for n in ('results.json', 'grid.json')):
+    return
+  runs = sorted(n for n in os.listdir(workdir) if os.path.exists(os.path.join(workdir, n, 'config.json')))
+  if runs:
+    raise WorkdirError(f'{workdir} holds a comparison (its results table and the runs {runs}), not a run of its '
+                       f'own; resume or evaluate one of them with --workdir={os.path.join(workdir, runs[0])}, or '
+                       'use another --workdir for a new run.')
+
+
 def check_workdir(workdir: str, cfg: ExperimentConfig, labels: list[str], vmap: bool) -> list[str]:
   """Refuses to resume a workdir whose config.json differs outside RESUMABLE_FIELDS; reads, writes nothing.
 
   Returns the resumable fields that differ, as 'field: old -> new' lines.
   """
   path = os.path.join(workdir, 'config.json')
+  if not _has_checkpoints(workdir):
+    _refuse_comparison_workdir(workdir)
   if not _has_checkpoints(workdir) or not os.path.exists(path):
     return []
   try:

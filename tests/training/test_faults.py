@@ -234,3 +234,16 @@ def test_re_evaluating_a_finished_run_keeps_its_training_speed(task, reference, 
     f.write('{not json')
   blind = loop.train_and_evaluate(_cfg(), workdir, task=task, quiet=True)
   assert np.isnan(blind.steps_per_second) and blind.final_metrics == reference.final_metrics
+
+
+def test_a_comparison_workdir_is_refused_naming_its_runs(task, reference, tmp_path):
+  workdir = str(tmp_path / 'comparison')
+  shutil.copytree(reference.workdir, os.path.join(workdir, 'dot_product'))
+  with open(os.path.join(workdir, 'results.json'), 'w') as f:
+    json.dump({'rows': []}, f)
+  before = sorted(os.listdir(workdir))
+  with pytest.raises(loop.WorkdirError, match=r"holds a comparison .*\['dot_product'\].*--workdir=.*dot_product"):
+    loop.train_and_evaluate(_cfg(), workdir, task=task, quiet=True)
+  assert sorted(os.listdir(workdir)) == before  # nothing started beside the runs
+  resumed = loop.train_and_evaluate(_cfg(), os.path.join(workdir, 'dot_product'), task=task, quiet=True)
+  assert resumed.resumed_from == STEPS and resumed.final_metrics == reference.final_metrics
