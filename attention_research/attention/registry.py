@@ -19,6 +19,9 @@ Hooks (all optional; `None` or the defaults below mean "nothing to do"):
       are the new queries at absolute positions index + t; k, v [B, L, K, H|V] the whole key/value cache;
       mask already hides the keys each query must not see (unwritten or future ones); kwargs are fn's keyword
       arguments (options, call_kwargs, bias, return_weights). Default `attend_cache`.
+  decode_heads_major(fn, q, k, v, *, index, mask, **kwargs) -> fn's result: decode_step over a cache that the
+      layer stores head-major, k, v [B, K, L, H|V] (products batch over the heads in place: no copy of the cache
+      and no K-fold decoding form, _heads_major). Given, a layer keeps its cache in that layout; default None.
   state_size(*, num_kv_heads, head_dim, value_dim, length, **options) -> int: floats per sequence per layer
       that decoding keeps (key/value cache or recurrent state); options are all the variant's options
       (layer and function ones). Default `kv_cache_size`.
@@ -40,8 +43,8 @@ import dataclasses
 import types
 from typing import Any, Callable, Mapping
 
-from attention_research.attention import _recurrent, additive, block_sparse, delta, gated_delta, gla, linear, linformer
-from attention_research.attention import local, multiplicative, performer, retention, ssd
+from attention_research.attention import _heads_major, _recurrent, additive, block_sparse, delta, gated_delta, gla
+from attention_research.attention import linear, linformer, local, multiplicative, performer, retention, ssd
 from attention_research.attention.dot_product import dot_product
 from attention_research.attention.flash import flash
 
@@ -81,6 +84,7 @@ class Variant:
   non_trainable: tuple[str, ...] = ()
   call_kwargs: Callable | None = None
   decode_step: Callable = attend_cache
+  decode_heads_major: Callable | None = None
   state_size: Callable = kv_cache_size
   init_decode_state: Callable | None = None
   decode_recurrent: Callable | None = None
@@ -124,9 +128,9 @@ def _recurrent_variant(name, module, **facts) -> Variant:
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant(name='dot_product', fn=dot_product, exact=True, causal=True, masks='full', family='softmax',
-            time='O(T S H)', memory='O(T S)'),
+            time='O(T S H)', memory='O(T S)', decode_heads_major=_heads_major.decode_step),
     Variant(name='flash', fn=flash, exact=True, causal=True, masks='full', family='softmax', time='O(T S H)',
-            memory='O(T + S)'),
+            memory='O(T + S)', decode_heads_major=_heads_major.decode_step),
     Variant(name='additive', fn=additive.additive, exact=True, causal=True, masks='full', family='additive',
             time='O(T S A)', memory='O(T S A)', layer_options=additive.LAYER_OPTIONS,
             init_params=additive.init_layer_params, call_kwargs=additive.call_kwargs,
