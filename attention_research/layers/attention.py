@@ -164,9 +164,23 @@ class MultiHeadAttention(nnx.Module):
       self.decode_state = nnx.Cache(self.info.init_decode_state(
           batch_size, num_kv_heads=self.num_kv_heads, head_dim=self.head_dim, value_dim=self.head_dim))
       return
-    shape = (batch_size, max_length, self.num_kv_heads, self.head_dim)
+    # Head-major [B, K, L, H] where the variant attends over such a cache in place (registry decode_heads_major):
+    # a decoding step then reads the cache as it lies, as PyTorch's does (docs/kernels.md).
+    shape = ((batch_size, self.num_kv_heads, max_length, self.head_dim) if self._heads_major_cache else
+             (batch_size, max_length, self.num_kv_heads, self.head_dim))
     self.cached_key = nnx.Cache(jnp.zeros(shape, dtype))
     self.cached_value = nnx.Cache(jnp.zeros(shape, dtype))
+
+  @property
+  def _heads_major_cache(self) -> bool:
+    return self.info.decode_heads_major is not None
+
+  @property
+  def cache_length(self) -> int:
+    """Positions the key/value cache holds (init_cache's max_length); 0 without one."""
+    if self.cached_key is None:
+      return 0
+    return self.cached_key.shape[2 if self._heads_major_cache else 1]
 
   def _split_heads(self, x, heads):
     return x.reshape(x.shape[:-1] + (heads, self.head_dim))
@@ -215,8 +229,11 @@ class MultiHeadAttention(nnx.Module):
       k = positional.rope(k, kv_positions if kv_positions is not None else positions, base=self.rope_base)
     recurrent = decode and self.info.decode_recurrent is not None
     if decode and not recurrent:
-      L = self.cached_key.shape[1]
-      start = (0, index, 0, 0)
+      L = self.cache_length
+      if self._heads_major_cache:
+        start, k, v = (0, 0, index, 0), jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)
+      else:
+        start = (0, index, 0, 0)
       self.cached_key[...] = jax.lax.dynamic_update_slice(self.cached_key[...], k.astype(self.cached_key.dtype),
                                                           start)
       self.cached_value[...] = jax.lax.dynamic_update_slice(self.cached_value[...],
@@ -241,7 +258,8 @@ class MultiHeadAttention(nnx.Module):
       result, self.decode_state[...] = self.info.decode_recurrent(self.info.fn, self.decode_state[...], q, k, v,
                                                                   index=index, mask=mask, return_weights=want, **kw)
     elif decode:
-      result = self.info.decode_step(self.info.fn, q, k, v, index=index, mask=mask, return_weights=want, **kw)
+      step = self.info.decode_heads_major if self._heads_major_cache else self.info.decode_step
+      result = step(self.info.fn, q, k, v, index=index, mask=mask, return_weights=want, **kw)
     else:
       is_causal = is_causal or not self.info.bidirectional
       if not want and context_parallel.sequence_devices() > 1:  # weights need the whole matrix: not split then

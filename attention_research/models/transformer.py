@@ -68,7 +68,7 @@ class TransformerStack(nnx.Module):
     if attn.cache_index is None:
       raise ValueError('decode=True needs init_cache(batch_size, max_length) first.')
     # Only position biases use the cache length; they need score matrices, so every layer then has a key cache.
-    return attn.cache_index[...], None if attn.cached_key is None else attn.cached_key.shape[1]
+    return attn.cache_index[...], None if attn.cached_key is None else attn.cache_length
 
   def __call__(self, x, mask=None, *, memory=None, memory_mask=None, decode: bool = False,
                deterministic: bool = True):
