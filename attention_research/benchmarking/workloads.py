@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attention_research import attention
+from attention_research.attention import _heads_major
 from attention_research.benchmarking import baselines, layer_steps, recurrent, seed_steps, timing
 
 WORKLOADS = ('dense', 'gqa', 'local', 'decode', 'linear', 'memory', 'layers', 'seeds', 'recurrent', 'recurrent_decode')
@@ -44,6 +45,7 @@ LENGTHS = {
   'recurrent_decode': ((4096, 16384), (256, 1024)),  # cache length = position of the recurrent step
 }
 LOCAL_WINDOW = 256
+HEADS_MAJOR_CASE = 'dot_product, head-major cache'  # the decode workload's layer-cache layout
 GQA_KV_HEADS = 2
 # Exact attention past this length costs minutes per call on a CPU; the linear-time rows stop comparing there.
 MAX_EXACT_LENGTH = 16384
@@ -150,6 +152,16 @@ def _attention_group(workload, shape, pass_, variants, dtype, *, torch=True, jax
   return Group(workload, pass_, shape, useful_flops(shape, pass_), cases)
 
 
+def _heads_major_case(shape: Shape, dtype):
+  """dot_product's step over a cache stored head-major, [B, K, S, H], as MultiHeadAttention keeps it (and torch
+  its own): the copies are made before timing, as for torch."""
+  def build():
+    q, k, v, _ = inputs(shape, dtype)
+    k, v = (jnp.swapaxes(x, -3, -2) + 0 for x in (k, v))
+    return timing.prepare_jax(lambda q, k, v: _heads_major.attention(q, k, v), q, k, v)
+  return build
+
+
 def _recurrent_group(L, pass_, variants, dtype, quick):
   """Causal flash and linear beside each recurrent variant's chunked form (all causal), T = S = L."""
   shape = Shape(L, L, causal=True)
@@ -228,8 +240,10 @@ def groups(workloads, variants, *, dtype=jnp.float32, quick=False, lengths=None,
                                     torch=False))
       elif w == 'decode':
         for name, kv_heads in (('decode', 8), ('decode:gqa', GQA_KV_HEADS)):
-          out.append(_attention_group(name, attention_shape(1, L, K=kv_heads), FWD, keep('flash', 'dot_product'),
-                                      dtype))
+          group = _attention_group(name, attention_shape(1, L, K=kv_heads), FWD, keep('flash', 'dot_product'), dtype)
+          if 'dot_product' in variants:
+            group.cases[HEADS_MAJOR_CASE] = _heads_major_case(group.shape, dtype)
+          out.append(group)
       elif w == 'linear':
         exact = keep('flash') if L <= MAX_EXACT_LENGTH else []
         out.append(_attention_group(w, attention_shape(L, L), FWD, keep('linear', 'performer') + exact, dtype,
