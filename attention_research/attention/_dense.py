@@ -31,6 +31,11 @@ def scores_bnts(q, k, d: _checks.Dims, scale, bias=None, logit_soft_cap=None):
     q_btkgh = _checks.flatten_batch(q, d).reshape(d.B, d.T, d.K, d.G, d.H)
     k_bskh = _checks.flatten_batch(k, d)
     s = jnp.einsum('BTKGH,BSKH->BKGTS', q_btkgh, k_bskh, preferred_element_type=jnp.float32)
+  return finish_scores(s, d, scale, bias, logit_soft_cap)
+
+
+def finish_scores(s, d: _checks.Dims, scale, bias=None, logit_soft_cap=None):
+  """Unscaled float32 products q.k (any shape holding [B, N, T, S]) -> scaled, soft-capped, biased [B, N, T, S]."""
   s = soft_cap(s.reshape(d.B, d.N, d.T, d.S) * jnp.float32(scale), logit_soft_cap)
   if bias is not None:
     s = s + _checks.to_bnts(bias, d).astype(jnp.float32)

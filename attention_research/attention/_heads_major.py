@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from attention_research.attention import _checks
-from attention_research.attention._dense import normalize, soft_cap
+from attention_research.attention._dense import finish_scores, normalize
 
 # Call options that choose how a variant computes, not what: the head-major form computes the same thing.
 _HOW_OPTIONS = ('implementation', 'block_q', 'block_k')
@@ -28,9 +28,7 @@ def attention(q, k, v, *, mask=None, bias=None, scale=None, return_weights=False
   logit_soft_cap = _checks.check_soft_cap(logit_soft_cap)
   q_btkgh = _checks.flatten_batch(q, d).reshape(d.B, d.T, d.K, d.G, d.H)
   s = jnp.einsum('BTKGH,BKSH->BKGTS', q_btkgh, k.reshape((d.B,) + k.shape[-3:]), preferred_element_type=jnp.float32)
-  s = soft_cap(s.reshape(d.B, d.N, d.T, d.S) * jnp.float32(_checks.default_scale(scale, d.H)), logit_soft_cap)
-  if bias is not None:
-    s = s + _checks.to_bnts(bias, d).astype(jnp.float32)
+  s = finish_scores(s, d, _checks.default_scale(scale, d.H), bias, logit_soft_cap)
   w = normalize(s, _checks.merged_mask(mask, False, d), d, normalizer=normalizer, sinks=sinks,
                 sigmoid_bias=sigmoid_bias)
   w_bkgts = w.reshape(d.B, d.K, d.G, d.T, d.S).astype(v.dtype)

@@ -98,7 +98,8 @@ def check_workdir(workdir: str, cfg: ExperimentConfig, labels: list[str], vmap: 
   path = os.path.join(workdir, 'config.json')
   if not _has_checkpoints(workdir):
     _refuse_comparison_workdir(workdir)
-  if not _has_checkpoints(workdir) or not os.path.exists(path):
+    return []
+  if not os.path.exists(path):
     return []
   try:
     with open(path) as f:
