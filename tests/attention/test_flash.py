@@ -119,6 +119,22 @@ def test_causal_skips_blocks_above_the_diagonal():
   assert visited(causal) == 8 * 9 // 2 and masked(causal) == 8  # only the diagonal blocks form a mask
 
 
+def test_default_blocks_are_tall_only_without_a_band_and_stay_exact(monkeypatch):
+  # Shrunk block budget (one 16 x 16 block per head pair) so that a small call takes the tall-block rule.
+  monkeypatch.setattr(_blocked, 'BLOCK_ELEMENTS', 2 * 16 * 16)
+  monkeypatch.setattr(_blocked, 'MIN_BLOCK', 8)
+  q, k, v, cot = make(B=1, T=90, S=53, N=2, K=1)
+  d = _checks.check_qkv(q, k, v)
+  plan = lambda **band: _blocked.make_plan(d, scale=1.0, scale_q=True, **band)
+  assert (plan().bq, plan().bk) == (16 * _blocked.TALL, 16)
+  assert plan(right=0).bq == 16 and plan(left=4, right=4).bq == 16  # a band keeps square blocks
+  few_heads = _checks.check_qkv(q[..., :1, :], k, v)  # blocks smaller than the budget stay square
+  assert _blocked.make_plan(few_heads, scale=1.0, scale_q=True).bq == 16
+  assert _blocked.make_plan(_checks.check_qkv(q[:, :63], k, v), scale=1.0, scale_q=True).bq == 16  # < 2 tall
+  assert_flash_matches_reference(q, k, v, cot)  # 3 tall query blocks, the last one padded
+  assert_flash_matches_reference(q, k, v, cot, is_causal=True)
+
+
 def test_dot_product_auto_takes_the_kernel_on_long_inputs():
   q, k, v, _ = make(B=1, T=256, S=256, N=2, K=2)
   jaxpr = str(jax.make_jaxpr(lambda q, k, v: attention.dot_product(q, k, v))(q, k, v))
