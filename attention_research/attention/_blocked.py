@@ -48,10 +48,13 @@ MIN_BLOCK, MAX_BLOCK = 64, 512
 # Without a band (no causal mask, no window) no block straddles a diagonal, so query blocks of calls with
 # enough heads to fill BLOCK_ELEMENTS grow TALL times taller once there are at least two of them: the products
 # get more rows per call (T=4096, 8 heads: forward 203 -> 185 ms, forward+backward 618 -> 560 ms; T=16384:
-# 3.08 -> 2.71 s and 9.57 -> 8.93 s) for about 1.5x the temporaries (4096: 48 -> 74 MB forward+backward). A
-# band keeps square blocks, since taller ones waste more work on the diagonal (causal forward+backward at
-# 4096: 360 -> 380 ms), and so do few-head calls, whose temporaries stay a few small blocks.
+# 3.08 -> 2.71 s and 9.57 -> 8.93 s) for about 1.5x the temporaries (4096: 48 -> 74 MB forward+backward).
+# Causal calls waste more work on the diagonal with taller blocks, which pays only once there are many of them:
+# at T=4096 forward+backward went 360 -> 380 ms, at 8192 1.40 -> 1.34 s, at 16384 5.01 -> 4.80 s (forward
+# 1.82 -> 1.58 s); so causal calls take tall blocks from CAUSAL_TALL_BLOCKS of them. Windows (`local`) and
+# few-head calls, whose temporaries stay a few small blocks, keep square ones.
 TALL = 2
+CAUSAL_TALL_BLOCKS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +125,10 @@ def make_plan(d: _checks.Dims, *, scale, scale_q, left=UNBOUNDED, right=UNBOUNDE
   heads = d.B * d.N
   left, right = min(left, UNBOUNDED), min(right, UNBOUNDED)
   side = min(max(int(math.sqrt(BLOCK_ELEMENTS / heads)) // 8 * 8, MIN_BLOCK), MAX_BLOCK)
-  tall = min(left, right) >= d.T + d.S and heads * side * side >= BLOCK_ELEMENTS and d.T >= 2 * TALL * side
+  if left < d.T + d.S or heads * side * side < BLOCK_ELEMENTS:
+    tall = False
+  else:  # no window: all of the past visible, and the future too or (causal) none of it
+    tall = d.T >= (2 if right >= d.T + d.S else CAUSAL_TALL_BLOCKS) * TALL * side
   bq = _pick_block(d.T, block_q, TALL * side if tall else side)
   # Short queries (decoding) that see every key before them take wide key blocks, or all keys in one block.
   wide = bq < side and left >= d.S and (right >= d.S or right == 0)

@@ -133,6 +133,12 @@ def test_default_blocks_are_tall_only_without_a_band_and_stay_exact(monkeypatch)
   assert _blocked.make_plan(_checks.check_qkv(q[:, :63], k, v), scale=1.0, scale_q=True).bq == 16  # < 2 tall
   assert_flash_matches_reference(q, k, v, cot)  # 3 tall query blocks, the last one padded
   assert_flash_matches_reference(q, k, v, cot, is_causal=True)
+  # Causal calls go tall from CAUSAL_TALL_BLOCKS tall blocks on; a window never does.
+  q, k, v, cot = make(B=1, T=300, S=300, N=2, K=1)
+  d = _checks.check_qkv(q, k, v)
+  assert plan(right=0).bq == _blocked._pick_block(300, None, 16 * _blocked.TALL) > 16
+  assert plan(left=40, right=0).bq == 16
+  assert_flash_matches_reference(q, k, v, cot, is_causal=True)
 
 
 def test_dot_product_auto_takes_the_kernel_on_long_inputs():
