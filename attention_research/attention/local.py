@@ -8,8 +8,9 @@ each query block's window, so the cost is O(T * (left + right + block)) rather t
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax import lax
 
-from attention_research.attention import _blocked, _checks, _pallas_gpu, masks
+from attention_research.attention import _blocked, _checks, _heads_major, _pallas_gpu, masks
 from attention_research.attention._dense import reference
 
 # Blocks a little larger than typical windows: a query block then touches about three key blocks.
@@ -48,9 +49,36 @@ def decode_step(fn, q, k, v, *, index, mask, window, **kwargs):
   keys after each query, so only the left side of the window matters.
   """
   T, L = q.shape[-3], k.shape[-3]
+  return fn(q, k, v, mask=masks.combine(mask, _window_of_step(index, T, L, window)), window=(L, L),
+            is_causal=False, **kwargs)
+
+
+def decode_heads_major(fn, q, k, v, *, index, mask, window, block_size=None, bias=None, return_weights=False,
+                       **kwargs):
+  """decode_step over a cache the layer keeps head-major, k, v [B, K, L, H|V] (registry decode_heads_major).
+
+  The window joins the mask, and only the left + T cached keys that can fall in it are read (a slice at the
+  step's position): a step costs O(left + T), not O(L). Weights, when asked for, cover the whole cache."""
+  del block_size  # how the kernel blocks, not what it computes
+  T, L = q.shape[-3], k.shape[-2]
   left, _ = check_window(window, L, L)
-  near = jnp.arange(L)[None, :] >= (index + jnp.arange(T))[:, None] - left
-  return fn(q, k, v, mask=masks.combine(mask, near), window=(L, L), is_causal=False, **kwargs)
+  mask = masks.combine(mask, _window_of_step(index, T, L, window))
+  size = left + T
+  if size < L and not return_weights:
+    # Keys index - left ... index + T - 1 hold every visible one; the start is clamped into the cache.
+    start = jnp.clip(index - left, 0, L - size)
+    k, v = (lax.dynamic_slice_in_dim(x, start, size, axis=-2) for x in (k, v))
+    mask, bias = (x if x is None or x.shape[-1] == 1 else lax.dynamic_slice_in_dim(x, start, size, axis=-1)
+                  for x in (mask, bias))
+  if bias is not None:
+    kwargs['bias'] = bias
+  return _heads_major.decode_step(fn, q, k, v, index=index, mask=mask, return_weights=return_weights, **kwargs)
+
+
+def _window_of_step(index, T: int, L: int, window):
+  """Bool [T, L]: the keys within the left side of the window of queries at positions index ... index + T - 1."""
+  left, _ = check_window(window, L, L)
+  return jnp.arange(L)[None, :] >= (index + jnp.arange(T))[:, None] - left
 
 
 def state_size(*, num_kv_heads: int, head_dim: int, value_dim: int, length: int, window, **_) -> int:

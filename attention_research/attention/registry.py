@@ -140,7 +140,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             call_kwargs=multiplicative.call_kwargs),
     Variant(name='local', fn=local.local, exact=True, causal=True, masks='full', family='sparse', time='O(T W H)',
             memory='O(T W)', cross=False, decode_step=local.decode_step, state_size=local.state_size,
-            example_options=local.EXAMPLE_OPTIONS),
+            example_options=local.EXAMPLE_OPTIONS, decode_heads_major=local.decode_heads_major),
     Variant(name='block_sparse', fn=block_sparse.block_sparse, exact=True, causal=True, masks='full',
             family='sparse', time='O(T (w+g+r) b H)', memory='O(T (w+g+r) b)',
             example_options=block_sparse.EXAMPLE_OPTIONS),

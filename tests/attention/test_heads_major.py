@@ -42,15 +42,38 @@ def test_equals_dot_product_values_weights_and_gradients(T, N, K, normalizer):
     np.testing.assert_allclose(a, b, **TOL)
 
 
-@pytest.mark.parametrize('name', ['dot_product', 'flash'])
-def test_registry_hook_equals_the_plain_decoding_step(name):
+@pytest.mark.parametrize('name,T', [('dot_product', 1), ('flash', 1), ('local', 1), ('local', 3)])
+def test_registry_hook_equals_the_plain_decoding_step(name, T):
   variant = attention.get(name)
-  q, k, v = qkv(1, 17, N=4, K=4, H=8, V=8)
-  seen = jnp.arange(17)[None, :] <= 9  # the layer's mask: keys written so far
-  how = {'implementation': 'flash'} if name == 'dot_product' else {'block_k': 8}
+  q, k, v = qkv(T, 17, N=4, K=4, H=8, V=8)
+  seen = jnp.arange(17)[None, :] <= 9 + jnp.arange(T)[:, None]  # the layer's mask: keys written so far
+  how = {'dot_product': {'implementation': 'flash'}, 'flash': {'block_k': 8},
+         'local': {'window': (3, 0), 'block_size': 8}}[name]
   plain = variant.decode_step(variant.fn, q, k, v, index=9, mask=seen, **how)
   hook = variant.decode_heads_major(variant.fn, q, heads_major(k), heads_major(v), index=9, mask=seen, **how)
   np.testing.assert_allclose(hook, plain, **TOL)
+  if name == 'local':  # the window reaches the step: keys more than 3 before a query change nothing
+    far = k.at[:, :6].set(0.0), v.at[:, :6].set(0.0)
+    moved = variant.decode_heads_major(variant.fn, q, *map(heads_major, far), index=9, mask=seen, **how)
+    np.testing.assert_allclose(moved, hook, **TOL)
+
+
+@pytest.mark.parametrize('index', [0, 2, 9, 14])  # the window's slice clamped at the start, inside, at the end
+def test_local_hook_reads_only_the_window_and_equals_the_plain_step(index):
+  variant = attention.get('local')
+  T, L = 3, 17
+  q, k, v = qkv(T, L, N=4, K=2, H=8, V=8)
+  seen = jnp.arange(L)[None, :] <= index + jnp.arange(T)[:, None]
+  how = dict(window=(4, 0), bias=normal(6, (4, T, L)))
+  plain = variant.decode_step(variant.fn, q, k, v, index=index, mask=seen, **how)
+  hook = jax.jit(lambda q, k, v, i: variant.decode_heads_major(variant.fn, q, k, v, index=i, mask=seen, **how))
+  np.testing.assert_allclose(hook(q, heads_major(k), heads_major(v), index), plain, **TOL)
+  out, w = variant.decode_heads_major(variant.fn, q, heads_major(k), heads_major(v), index=index, mask=seen,
+                                      return_weights=True, **how)
+  np.testing.assert_allclose(out, plain, **TOL)
+  assert w.shape[-1] == L and float(jnp.max(w[..., :max(index - 4, 0)], initial=0.0)) == 0.0
+  jaxpr = str(jax.make_jaxpr(hook)(q, heads_major(k), heads_major(v), index))
+  assert 'dynamic_slice' in jaxpr and f'{T + 4},8' in jaxpr.replace(' ', '')  # only left + T keys are read
 
 
 def test_bad_shapes_raise_a_clear_error():
