@@ -16,7 +16,7 @@ from attention_research.attention import _checks
 from attention_research.attention._dense import finish_scores, normalize
 
 # Call options that choose how a variant computes, not what: the head-major form computes the same thing.
-_HOW_OPTIONS = ('implementation', 'block_q', 'block_k')
+_HOW_OPTIONS = ('implementation', 'block_q', 'block_k', 'block_size')
 
 
 def attention(q, k, v, *, mask=None, bias=None, scale=None, return_weights=False, normalizer='softmax', sinks=None,

@@ -49,20 +49,19 @@ def decode_step(fn, q, k, v, *, index, mask, window, **kwargs):
   keys after each query, so only the left side of the window matters.
   """
   T, L = q.shape[-3], k.shape[-3]
-  return fn(q, k, v, mask=masks.combine(mask, _window_of_step(index, T, L, window)), window=(L, L),
+  left, _ = check_window(window, L, L)
+  return fn(q, k, v, mask=masks.combine(mask, _window_of_step(index, T, L, left)), window=(L, L),
             is_causal=False, **kwargs)
 
 
-def decode_heads_major(fn, q, k, v, *, index, mask, window, block_size=None, bias=None, return_weights=False,
-                       **kwargs):
+def decode_heads_major(fn, q, k, v, *, index, mask, window, bias=None, return_weights=False, **kwargs):
   """decode_step over a cache the layer keeps head-major, k, v [B, K, L, H|V] (registry decode_heads_major).
 
   The window joins the mask, and only the left + T cached keys that can fall in it are read (a slice at the
   step's position): a step costs O(left + T), not O(L). Weights, when asked for, cover the whole cache."""
-  del block_size  # how the kernel blocks, not what it computes
   T, L = q.shape[-3], k.shape[-2]
   left, _ = check_window(window, L, L)
-  mask = masks.combine(mask, _window_of_step(index, T, L, window))
+  mask = masks.combine(mask, _window_of_step(index, T, L, left))
   size = left + T
   if size < L and not return_weights:
     # Keys index - left ... index + T - 1 hold every visible one; the start is clamped into the cache.
@@ -75,9 +74,8 @@ def decode_heads_major(fn, q, k, v, *, index, mask, window, block_size=None, bia
   return _heads_major.decode_step(fn, q, k, v, index=index, mask=mask, return_weights=return_weights, **kwargs)
 
 
-def _window_of_step(index, T: int, L: int, window):
-  """Bool [T, L]: the keys within the left side of the window of queries at positions index ... index + T - 1."""
-  left, _ = check_window(window, L, L)
+def _window_of_step(index, T: int, L: int, left: int):
+  """Bool [T, L]: the keys at most `left` before the queries at positions index ... index + T - 1."""
   return jnp.arange(L)[None, :] >= (index + jnp.arange(T))[:, None] - left
 
 

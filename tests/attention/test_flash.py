@@ -124,20 +124,17 @@ def test_default_blocks_are_tall_only_without_a_band_and_stay_exact(monkeypatch)
   monkeypatch.setattr(_blocked, 'BLOCK_ELEMENTS', 2 * 16 * 16)
   monkeypatch.setattr(_blocked, 'MIN_BLOCK', 8)
   q, k, v, cot = make(B=1, T=90, S=53, N=2, K=1)
-  d = _checks.check_qkv(q, k, v)
-  plan = lambda **band: _blocked.make_plan(d, scale=1.0, scale_q=True, **band)
-  assert (plan().bq, plan().bk) == (16 * _blocked.TALL, 16)
-  assert plan(right=0).bq == 16 and plan(left=4, right=4).bq == 16  # a band keeps square blocks
-  few_heads = _checks.check_qkv(q[..., :1, :], k, v)  # blocks smaller than the budget stay square
-  assert _blocked.make_plan(few_heads, scale=1.0, scale_q=True).bq == 16
-  assert _blocked.make_plan(_checks.check_qkv(q[:, :63], k, v), scale=1.0, scale_q=True).bq == 16  # < 2 tall
+  plan = lambda q, k, v, **band: _blocked.make_plan(_checks.check_qkv(q, k, v), scale=1.0, scale_q=True, **band)
+  assert (plan(q, k, v).bq, plan(q, k, v).bk) == (16 * _blocked.TALL, 16)
+  assert plan(q, k, v, right=0).bq == 16 and plan(q, k, v, left=4, right=4).bq == 16  # a band keeps square blocks
+  assert plan(q[..., :1, :], k, v).bq == 16  # few heads: blocks smaller than the budget stay square
+  assert plan(q[:, :63], k, v).bq == 16  # fewer than 2 tall blocks
   assert_flash_matches_reference(q, k, v, cot)  # 3 tall query blocks, the last one padded
   assert_flash_matches_reference(q, k, v, cot, is_causal=True)
   # Causal calls go tall from CAUSAL_TALL_BLOCKS tall blocks on; a window never does.
   q, k, v, cot = make(B=1, T=300, S=300, N=2, K=1)
-  d = _checks.check_qkv(q, k, v)
-  assert plan(right=0).bq == _blocked._pick_block(300, None, 16 * _blocked.TALL) > 16
-  assert plan(left=40, right=0).bq == 16
+  assert plan(q, k, v, right=0).bq == _blocked._pick_block(300, None, 16 * _blocked.TALL) > 16
+  assert plan(q, k, v, left=40, right=0).bq == 16
   assert_flash_matches_reference(q, k, v, cot, is_causal=True)
 
 
